@@ -1,0 +1,64 @@
+# Efficient Networks, Reproduced — the two set-up commands are `make book` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MATHJAX_VERSION := 3.2.2
+MATHJAX := book/_mathjax/mathjax/es5/tex-mml-chtml.js
+# torch is pinned on every pip call: a looser spec resolves to a CUDA build of several GB.
+PIP := $(PY) -m pip install --disable-pip-version-check -q
+PIP_CONSTRAINT_FILE := constraints.txt
+PAPER ?=
+SCALE ?= reduced
+PROCS ?= 1
+
+.PHONY: book test chapter new-chapter lock pages serve clean help
+
+help:
+	@echo "make book                  build the book into _build/html (creates $(VENV) on first use)"
+	@echo "make test                  unit tests, every chapter at smoke scale under nbval, the book build"
+	@echo "make chapter PAPER=<slug> [SCALE=reduced|smoke|full]  execute a chapter with papermill"
+	@echo "make new-chapter PAPER=<slug>  scaffold papers/<slug>/ from the catalogue"
+	@echo "make lock                  re-resolve requirements.txt into requirements.lock"
+
+$(STAMP): requirements.lock constraints.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) -c $(PIP_CONSTRAINT_FILE) -r requirements.lock
+	$(PIP) -c $(PIP_CONSTRAINT_FILE) --no-deps --no-build-isolation -e .
+	touch $@
+
+$(MATHJAX):
+	rm -rf $(VENV)/mathjax && mkdir -p $(VENV)/mathjax book/_mathjax/mathjax
+	cd $(VENV)/mathjax && npm install --no-audit --no-fund --silent --prefix . mathjax@$(MATHJAX_VERSION)
+	cp -r $(VENV)/mathjax/node_modules/mathjax/es5 book/_mathjax/mathjax/
+
+pages: $(STAMP)
+	$(PY) ci/build_pages.py
+
+book: $(STAMP) $(MATHJAX) pages
+	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going --quiet
+	@echo "The book: file://$(CURDIR)/_build/html/index.html   (or: make serve)"
+
+serve: book
+	$(PY) -m http.server --directory _build/html 8000
+
+test: $(STAMP) book
+	$(PY) ci/prepare_smoke.py
+	$(PY) -m pytest tests _build/smoke --nbval-lax --nbval-sanitize-with _build/smoke/sanitize.cfg -p no:cacheprovider
+
+chapter: $(STAMP)
+	$(PY) ci/run_chapter.py $(PAPER) --scale $(SCALE) --procs $(PROCS)
+
+new-chapter: $(STAMP)
+	$(PY) ci/new_chapter.py $(PAPER)
+
+lock:
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
+	.lockenv/bin/pip install --disable-pip-version-check -q -c $(PIP_CONSTRAINT_FILE) -r requirements.txt
+	( echo "# Resolved from requirements.txt by 'make lock' (Python 3.11, Linux x86-64). Do not edit by hand."; \
+	  .lockenv/bin/pip freeze --exclude-editable | sed -e 's/+cpu$$//' ) > requirements.lock
+	rm -rf .lockenv
+
+clean:
+	rm -rf _build book/_mathjax

@@ -1,0 +1,277 @@
+"""Generate the book's data and results pages (build outputs, not committed).
+
+* ``book/datasets.md`` from the data cards in ``data_cards/``;
+* ``book/results.md``, the results dashboard, from ``papers/catalogue.yaml`` and every
+  ``papers/<slug>/results/*.json``.
+
+Usage: ``python ci/build_pages.py [--root REPO_ROOT]``. The output is deterministic: the same inputs
+give byte-identical pages.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import pathlib
+import re
+import sys
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+VERDICTS = ("reproduced", "contradicted", "inconclusive", "not-tested-at-this-scale")
+DASHBOARD_SCALE = "reduced"
+TIERS = {
+    "A": "Tier A: testable on a 2-core CPU with offline data",
+    "B": "Tier B: mechanism only or partial test",
+    "C": "Tier C: not reproducible at this scale (demonstration only)",
+    "S": "Tier S: surveys and dataset papers",
+}
+
+
+def _cards_module():
+    """``lib/data/cards.py`` of this repository, loaded by path (keeps the package's heavy imports out)."""
+    path = ROOT / "lib" / "data" / "cards.py"
+    spec = importlib.util.spec_from_file_location("_book_data_cards", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look the module up while building the class
+    spec.loader.exec_module(module)
+    return module
+
+
+def cell(value) -> str:
+    """A value made safe for one cell of a Markdown table."""
+    if value is None or value == "":
+        return "—"
+    text = re.sub(r"\s+", " ", str(value)).strip()
+    return text.replace("|", "\\|")
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def demote_headings(markdown: str, levels: int = 1) -> str:
+    """Add ``levels`` '#' to every ATX heading outside fenced code blocks."""
+    out, fence = [], None
+    for line in markdown.splitlines():
+        stripped = line.lstrip()
+        marker = stripped[:3]
+        if marker in ("```", "~~~"):
+            if fence is None:
+                fence = marker
+            elif marker == fence:
+                fence = None
+        elif fence is None and re.match(r"#{1,6}(\s|$)", line):
+            line = "#" * levels + line
+        out.append(line)
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# datasets page
+# --------------------------------------------------------------------------------------------
+
+def build_datasets_page(root: str | pathlib.Path = ROOT) -> str:
+    """Markdown of ``book/datasets.md`` from ``<root>/data_cards/*.md``."""
+    cards_mod = _cards_module()
+    cards_dir = pathlib.Path(root) / "data_cards"
+    cards = [cards_mod.load_card(n, cards_dir) for n in cards_mod.card_names(cards_dir)]
+
+    parts = [
+        "# Datasets",
+        "",
+        "Every chapter reads its data through a data card: the card names the source, license and "
+        "citation, lists the splits with their row counts, and pins the sha256 of every file, which "
+        "is checked before any data is decoded. The book runs offline from a local mirror in the "
+        "schema of the Hugging Face hub dataset named below; without a mirror the hub copy is used.",
+        "",
+    ]
+    if not cards:
+        parts += ["No data cards were found.", ""]
+        return "\n".join(parts)
+
+    rows = []
+    for c in cards:
+        hub = f"`{c.hub_id}`" + (f" (`{c.hub_config}`)" if c.hub_config else "") if c.hub_id else None
+        splits = ", ".join(f"{s} {spec['rows']:,}" for s, spec in c.splits.items())
+        rows.append([f"[{c.title}](#dataset-{c.name})", hub, splits, c.license, c.format])
+    parts += [table(["dataset", "hub id", "splits (rows)", "license", "format"], rows), ""]
+
+    for c in cards:
+        body = demote_headings(c.body.strip())
+        parts += [f"(dataset-{c.name})=", ""]
+        if not body.startswith("## "):
+            parts += [f"## {c.title}", ""]
+        parts += [body, "", f"**Card**: `data_cards/{c.name}.md`"
+                  + (f" · **Homepage**: <{c.homepage}>" if c.homepage else ""), "",
+                  f"**Citation**: {c.citation}", ""]
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# results dashboard
+# --------------------------------------------------------------------------------------------
+
+def load_catalogue(root: pathlib.Path) -> list[dict]:
+    path = root / "papers" / "catalogue.yaml"
+    if not path.is_file():
+        return []
+    entries = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a list of papers, got {type(entries).__name__}")
+    return entries
+
+
+def load_results(root: pathlib.Path) -> list[dict]:
+    """All ``papers/<slug>/results/*.json``, each with ``_slug`` and ``_file`` added, sorted by path."""
+    out = []
+    for path in sorted((root / "papers").glob("*/results/*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object")
+        data["_slug"] = path.parent.parent.name
+        data["_file"] = path.relative_to(root).as_posix()
+        out.append(data)
+    return out
+
+
+def _chapter_path(root: pathlib.Path, slug: str) -> pathlib.Path:
+    return root / "papers" / slug / f"{slug}.ipynb"
+
+
+def _chapter_link(root: pathlib.Path, slug: str, title: str) -> str:
+    if _chapter_path(root, slug).is_file():
+        return f"[{title}](../papers/{slug}/{slug}.ipynb)"
+    return title
+
+
+def _latest_per_chapter(results: list[dict]) -> dict[str, dict]:
+    """One result per chapter: the newest ``created`` (ties broken by file name)."""
+    best: dict[str, dict] = {}
+    for r in results:
+        key = (str(r.get("created") or ""), r["_file"])
+        slug = r["_slug"]
+        if slug not in best or key > (str(best[slug].get("created") or ""), best[slug]["_file"]):
+            best[slug] = r
+    return dict(sorted(best.items()))
+
+
+def verdict_counts(results: list[dict]) -> dict[str, int]:
+    """verdict -> number of claims, the known verdicts first (also when 0), then any others sorted."""
+    counts = {v: 0 for v in VERDICTS}
+    extra: dict[str, int] = {}
+    for r in results:
+        for claim in r.get("claims") or []:
+            v = str(claim.get("verdict") or "missing")
+            if v in counts:
+                counts[v] += 1
+            else:
+                extra[v] = extra.get(v, 0) + 1
+    return {**counts, **dict(sorted(extra.items()))}
+
+
+def build_results_page(root: str | pathlib.Path = ROOT) -> str:
+    """Markdown of ``book/results.md`` from the catalogue and the chapters' results files."""
+    root = pathlib.Path(root)
+    catalogue = load_catalogue(root)
+    titles = {str(e["id"]): str(e.get("title") or e["id"]) for e in catalogue}
+    results = load_results(root)
+    reduced = [r for r in results if r.get("scale") == DASHBOARD_SCALE]
+    other = [r for r in results if r.get("scale") != DASHBOARD_SCALE]
+    chosen = _latest_per_chapter(reduced)
+
+    parts = [
+        "# Results dashboard",
+        "",
+        "Verdicts on the papers' claims as measured by the chapters at the `reduced` scale. "
+        "Each verdict comes from the chapter's results file "
+        "`papers/<chapter>/results/*.json`; the chapter explains the test behind it.",
+        "",
+    ]
+
+    parts += ["## Verdicts", ""]
+    if not chosen:
+        parts += ["No results have been recorded yet: no chapter has written a results file at the "
+                  f"`{DASHBOARD_SCALE}` scale.", ""]
+    else:
+        counts = verdict_counts(chosen.values())
+        n_claims = sum(counts.values())
+        parts += [f"{n_claims} claims from {len(chosen)} chapters.", "",
+                  table(["verdict", "claims"], [[v, n] for v, n in counts.items()]), ""]
+    if other:
+        scales = sorted({str(r.get("scale")) for r in other})
+        parts += [f"{len(other)} results file(s) at other scales ({', '.join(scales)}) exist and are not "
+                  "counted here; see the chapters for them.", ""]
+
+    if chosen:
+        parts += ["## Claims by chapter", ""]
+        for slug, r in chosen.items():
+            title = titles.get(slug, slug)
+            link = _chapter_link(root, slug, title)
+            parts += [f"### {title}", ""]
+            rows = []
+            for claim in r.get("claims") or []:
+                text = claim.get("text") or ""
+                cid = claim.get("id")
+                label = f"`{cid}` {text}".strip() if cid else text
+                rows.append([link, r.get("scale"), label, claim.get("verdict"), claim.get("summary")])
+            if rows:
+                parts += [table(["chapter", "scale", "claim", "verdict", "summary"], rows), ""]
+            else:
+                parts += ["This results file lists no claims.", ""]
+            extras = []
+            if r.get("wall_time_s") is not None:
+                extras.append(f"wall time {float(r['wall_time_s']):.0f} s")
+            if r.get("created"):
+                extras.append(f"created {r['created']}")
+            if r.get("git_commit"):
+                extras.append(f"commit `{str(r['git_commit'])[:12]}`")
+            parts += [f"Source: `{r['_file']}`" + (f" ({', '.join(extras)})" if extras else "") + ".", ""]
+
+    parts += ["## Catalogue", ""]
+    if not catalogue:
+        parts += ["The paper catalogue `papers/catalogue.yaml` is missing or empty.", ""]
+    else:
+        n_chapters = sum(_chapter_path(root, str(e["id"])).is_file() for e in catalogue)
+        parts += [f"{len(catalogue)} papers, {n_chapters} with a chapter. Tiers say how far a paper "
+                  "can be tested on a 2-core CPU with offline data.", ""]
+        by_tier: dict[str, list[dict]] = {}
+        for e in catalogue:
+            by_tier.setdefault(str(e.get("tier")), []).append(e)
+        order = [t for t in TIERS if t in by_tier] + sorted(t for t in by_tier if t not in TIERS)
+        for tier in order:
+            entries = sorted(by_tier[tier], key=lambda e: str(e["id"]))
+            parts += [f"### {TIERS.get(tier, f'Tier {tier}')}", ""]
+            rows = []
+            for e in entries:
+                slug = str(e["id"])
+                arxiv = e.get("arxiv")
+                arxiv_link = f"[{arxiv}](https://arxiv.org/abs/{arxiv})" if arxiv else None
+                status = "chapter" if _chapter_path(root, slug).is_file() else "planned"
+                rows.append([slug, e.get("title"), arxiv_link, e.get("venue"), e.get("group"),
+                             e.get("tier"), status])
+            parts += [table(["id", "title", "arXiv", "venue", "group", "tier", "status"], rows), ""]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=pathlib.Path, default=ROOT, help="repository root (default: this checkout)")
+    args = parser.parse_args(argv)
+    book = args.root / "book"
+    book.mkdir(parents=True, exist_ok=True)
+    for name, text in (("datasets.md", build_datasets_page(args.root)), ("results.md", build_results_page(args.root))):
+        (book / name).write_text(text, encoding="utf-8")
+        print(f"wrote {book / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Datasets for the book: data cards → local mirror or Hugging Face hub → decoded-once uint8 tensors.
+
+`load(name, split)` reads the dataset described by `data_cards/<name>.md`:
+
+* from a local mirror when ``$REPRO_DATA`` is set (laid out ``<name>/<split>-0000i-of-0000N.parquet``
+  in the hub's schema); every file's sha256 is checked against the card before anything is decoded;
+* otherwise from the hub with ``datasets.load_dataset(hub_id)``.
+
+Images are decoded once into a uint8 tensor ``(N, C, H, W)`` and cached on disk (``$REPRO_CACHE``,
+default ``~/.cache/efficient-networks-reproduced``), keyed by the files' checksums, under a file lock so
+two chapters running at once never read a half-written cache. Subsets are deterministic and
+class-balanced; augmentation works on whole batches of tensors on the training device.
+"""
+from .cards import CARDS_DIR, DataCard, UnknownDatasetError, card_names, load_card
+from .images import (
+    ChecksumError,
+    DataSchemaError,
+    ImageData,
+    MissingDataError,
+    balanced_subset,
+    cache_dir,
+    load,
+    mirror_root,
+    sha256_file,
+    verify_split,
+)
+from .augment import crop_flip, normalize
+
+__all__ = [
+    "CARDS_DIR", "DataCard", "UnknownDatasetError", "card_names", "load_card",
+    "ChecksumError", "DataSchemaError", "ImageData", "MissingDataError", "balanced_subset", "cache_dir",
+    "load", "mirror_root", "sha256_file", "verify_split", "crop_flip", "normalize",
+]

@@ -1,0 +1,247 @@
+"""Image datasets as decoded-once uint8 tensors, verified against their data cards."""
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from filelock import FileLock
+
+from .cards import DataCard, load_card
+
+CACHE_VERSION = 1  # bump when the cached tensor layout changes
+
+
+class ChecksumError(RuntimeError):
+    """A mirror file's sha256 differs from its data card: the file is corrupted, truncated or replaced."""
+
+
+class MissingDataError(FileNotFoundError):
+    """A file the data card lists is not in the mirror."""
+
+
+class DataSchemaError(ValueError):
+    """A dataset's columns or types differ from what its data card states."""
+
+
+@dataclass
+class ImageData:
+    """Images ``(N, C, H, W)`` uint8 and labels ``(N,)`` int64, with where they came from."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str
+    split: str
+    source: dict = field(default_factory=dict)  # origin (mirror|hub), file checksums, indices digest
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def subset(self, indices: torch.Tensor) -> "ImageData":
+        """The rows ``indices`` (a view into the same storage where possible)."""
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        digest = hashlib.sha256(indices.numpy().tobytes()).hexdigest()[:16]
+        return ImageData(self.images[indices], self.labels[indices], self.classes, self.name, self.split,
+                         {**self.source, "rows": len(indices), "indices_sha256": digest})
+
+    def channel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and std of the pixels on the 0..1 scale (float64 sums, chunked)."""
+        c = self.images.shape[1]
+        total = torch.zeros(c, dtype=torch.float64)
+        total_sq = torch.zeros(c, dtype=torch.float64)
+        for chunk in self.images.split(4096):
+            x = chunk.to(torch.float64) / 255.0
+            total += x.sum(dim=(0, 2, 3))
+            total_sq += (x * x).sum(dim=(0, 2, 3))
+        count = self.images.shape[0] * self.images.shape[2] * self.images.shape[3]
+        mean = total / count
+        std = (total_sq / count - mean * mean).clamp_min(1e-12).sqrt()
+        return mean.float(), std.float()
+
+
+def mirror_root() -> pathlib.Path | None:
+    """The local mirror directory from ``$REPRO_DATA``, or None to load from the hub."""
+    value = os.environ.get("REPRO_DATA")
+    return pathlib.Path(value).expanduser().resolve() if value else None
+
+
+def cache_dir() -> pathlib.Path:
+    """Where decoded tensors are cached (``$REPRO_CACHE``, default ``~/.cache/efficient-networks-reproduced``)."""
+    value = os.environ.get("REPRO_CACHE")
+    return pathlib.Path(value).expanduser() if value else pathlib.Path.home() / ".cache" / "efficient-networks-reproduced"
+
+
+def sha256_file(path: pathlib.Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _split_spec(card: DataCard, split: str) -> dict:
+    if split not in card.splits:
+        raise ValueError(f"unknown split {split!r} for dataset {card.name!r}; accepted: {', '.join(sorted(card.splits))}")
+    return card.splits[split]
+
+
+def verify_split(card: DataCard, split: str, root: pathlib.Path) -> dict[str, str]:
+    """Check every mirror file of ``split`` against the card's sha256; return ``{file: sha256}``.
+
+    Raises MissingDataError or ChecksumError before anything is decoded or trained.
+    """
+    checked = {}
+    for rel in _split_spec(card, split)["files"]:
+        path = root / card.name / rel
+        if not path.is_file():
+            raise MissingDataError(
+                f"{card.name}/{split}: file {rel!r} is missing from the mirror {root / card.name} "
+                f"(REPRO_DATA={root}); expected files: {', '.join(_split_spec(card, split)['files'])}")
+        expected = card.sha256.get(rel)
+        if expected is None:
+            raise ChecksumError(f"{card.name}: data card {card.path} lists no sha256 for {rel!r}")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ChecksumError(
+                f"checksum mismatch for {path}: sha256 {actual} but the data card {card.path.name} expects "
+                f"{expected}. The file is corrupted, truncated or a different version; restore it from the "
+                f"source named in the card. Nothing was decoded or trained.")
+        checked[rel] = actual
+    return checked
+
+
+def _columns(card: DataCard) -> tuple[str, str]:
+    image_cols = [k for k, v in card.features.items() if str(v).startswith("Image")]
+    label_cols = [k for k, v in card.features.items() if str(v).startswith("ClassLabel")]
+    if len(image_cols) != 1 or len(label_cols) != 1:
+        raise DataSchemaError(f"{card.name}: load() needs one Image and one ClassLabel feature; card has {card.features}")
+    return image_cols[0], label_cols[0]
+
+
+def _open_dataset(card: DataCard, split: str, root: pathlib.Path | None):
+    import datasets  # imported lazily: heavy, and only needed on a cache miss
+
+    datasets.disable_progress_bars()
+    if root is not None:
+        files = [str(root / card.name / rel) for rel in _split_spec(card, split)["files"]]
+        ds = datasets.load_dataset("parquet", data_files={split: files}, split=split)
+    else:
+        if card.hub_id is None:
+            raise MissingDataError(f"{card.name} has no hub id; set REPRO_DATA to a local mirror")
+        ds = datasets.load_dataset(card.hub_id, card.hub_config, split=split)
+    image_col, label_col = _columns(card)
+    missing = {image_col, label_col} - set(ds.column_names)
+    if missing:
+        raise DataSchemaError(
+            f"{card.name}/{split}: columns {sorted(missing)} missing; found {ds.column_names}, "
+            f"the card expects {sorted(card.features)}")
+    if not isinstance(ds.features[image_col], datasets.Image) or not isinstance(ds.features[label_col], datasets.ClassLabel):
+        raise DataSchemaError(
+            f"{card.name}/{split}: expected {image_col}: Image and {label_col}: ClassLabel, found "
+            f"{ds.features[image_col]} and {ds.features[label_col]}")
+    return ds, image_col, label_col
+
+
+def _decode(ds, image_col: str, label_col: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    first = ds[0][image_col]
+    mode = "L" if first.mode in ("L", "1", "I;16") else "RGB"
+    arrays = [np.asarray(img.convert(mode), dtype=np.uint8) for img in ds[image_col]]
+    images = torch.from_numpy(np.stack(arrays))
+    images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
+    labels = torch.as_tensor(ds[label_col], dtype=torch.long)
+    return images.contiguous(), labels, list(ds.features[label_col].names)
+
+
+def _atomic_torch_save(obj, path: pathlib.Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load(name: str, split: str, *, per_class: int | None = None, subset_seed: int = 0) -> ImageData:
+    """Load ``split`` of dataset ``name`` as uint8 tensors (verified, decoded once, cached).
+
+    With ``per_class``, only a class-balanced subset (``balanced_subset(labels, per_class, subset_seed)``)
+    is returned; when the whole split is not cached yet, only those rows are decoded and cached.
+
+    >>> train = load("cifar10", "train")        # doctest: +SKIP
+    >>> train.images.shape, train.images.dtype  # (50000, 3, 32, 32), torch.uint8
+    """
+    card = load_card(name)
+    _split_spec(card, split)
+    root = mirror_root()
+    ds = None
+    if root is not None:
+        checksums = verify_split(card, split, root)
+        key = hashlib.sha256("".join(sorted(checksums.values())).encode()).hexdigest()[:16]
+        source = {"origin": "mirror", "files_sha256": checksums}
+    else:
+        ds, image_col, label_col = _open_dataset(card, split, None)
+        key = ds._fingerprint[:16]
+        source = {"origin": "hub", "hub_id": card.hub_id, "fingerprint": ds._fingerprint}
+
+    folder = cache_dir() / name
+    folder.mkdir(parents=True, exist_ok=True)
+    full_path = folder / f"{split}-v{CACHE_VERSION}-{key}.pt"
+    with FileLock(str(full_path) + ".lock"):
+        if full_path.is_file() or per_class is None:
+            if full_path.is_file():
+                cached = torch.load(full_path, weights_only=True)
+            else:
+                if ds is None:
+                    ds, image_col, label_col = _open_dataset(card, split, root)
+                cached = _decode_checked(card, split, ds, image_col, label_col)
+                _atomic_torch_save(cached, full_path)
+            data = ImageData(cached["images"], cached["labels"], cached["classes"], name, split,
+                             {**source, "rows": len(cached["labels"])})
+            if per_class is None:
+                return data
+            return data.subset(balanced_subset(data.labels, per_class, subset_seed))
+    # A subset of a split that is not cached whole: read the labels, decode only the chosen rows.
+    if ds is None:
+        ds, image_col, label_col = _open_dataset(card, split, root)
+    indices = balanced_subset(torch.as_tensor(ds[label_col], dtype=torch.long), per_class, subset_seed)
+    digest = hashlib.sha256(indices.numpy().tobytes()).hexdigest()[:16]
+    sub_path = folder / f"{split}-v{CACHE_VERSION}-{key}-rows-{digest}.pt"
+    with FileLock(str(sub_path) + ".lock"):
+        if sub_path.is_file():
+            cached = torch.load(sub_path, weights_only=True)
+        else:
+            images, labels, classes = _decode(ds.select(indices.tolist()), image_col, label_col)
+            cached = {"images": images, "labels": labels, "classes": classes}
+            _atomic_torch_save(cached, sub_path)
+    return ImageData(cached["images"], cached["labels"], cached["classes"], name, split,
+                     {**source, "rows": len(indices), "indices_sha256": digest})
+
+
+def _decode_checked(card: DataCard, split: str, ds, image_col: str, label_col: str) -> dict:
+    images, labels, classes = _decode(ds, image_col, label_col)
+    expected_rows = _split_spec(card, split).get("rows")
+    if expected_rows is not None and len(labels) != expected_rows:
+        raise DataSchemaError(f"{card.name}/{split}: {len(labels)} rows but the card states {expected_rows}")
+    return {"images": images, "labels": labels, "classes": classes}
+
+
+def balanced_subset(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
+    """Indices of ``per_class`` examples of every class, chosen by a seeded permutation, sorted.
+
+    Deterministic for a given seed; a smaller subset is contained in a larger one with the same seed.
+    """
+    if not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).flatten()
+        if per_class > len(idx):
+            raise ValueError(f"class {c} has {len(idx)} examples, fewer than per_class={per_class}")
+        chosen.append(idx[torch.randperm(len(idx), generator=generator)[:per_class]])
+    return torch.cat(chosen).sort().values

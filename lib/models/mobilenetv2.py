@@ -1,0 +1,126 @@
+"""MobileNetV2 for 32×32 images, with an attention slot (none / SE / CBAM / CA) in its inverted residual blocks.
+
+Paper: M. Sandler, A. Howard, M. Zhu, A. Zhmoginov, L.-C. Chen, "MobileNetV2: Inverted Residuals and Linear
+Bottlenecks", CVPR 2018, arXiv:1801.04381. Implements the bottleneck of Table 1 (1x1 expansion by ``t`` +
+BN + ReLU6, 3x3 depthwise with stride ``s`` + BN + ReLU6, linear 1x1 projection + BN, identity shortcut when
+the stride is 1 and the channel count is unchanged) and the body of Table 2 (the ``t, c, n, s`` rows, a
+1x1 convolution to 1280 channels, global average pooling, a linear classifier).
+
+Shapes: ``(N, in_channels, 32, 32)`` in, ``(N, num_classes)`` logits out; the feature map before pooling
+is ``(N, feature_dim, 4, 4)``. Other sizes work; the map is the input size divided by 8.
+
+Attention slot, as in ``mbv2_ca.py`` of the official coordinate attention code (Hou, Zhou, Feng, CVPR 2021,
+arXiv:2103.02907, github.com/Andrew-Qibin/CoordAttention) and the figure of its README on where to plug CA:
+after the depthwise convolution's ReLU6, on the ``t``-times expanded hidden channels, before the linear
+projection. The same slot is used for SE and CBAM so that only the attention differs between arms. Blocks
+with ``t = 1`` (only the first) have no expansion and, as in ``mbv2_ca.py``, no attention.
+
+Deviations from the paper:
+
+* CIFAR adaptation: the stem convolution has stride 1 (2 in the paper) and the first ``c = 24`` block has
+  stride 1 (2 in the paper), so a 32×32 input is kept at 32×32 through the ``c = 16`` and ``c = 24``
+  stages and then halved to 16, 8 and 4 (the paper goes 224 -> 112 -> 56 -> 28 -> 14 -> 7);
+* channel counts are ``c * width_mult`` rounded by ``make_divisible`` (nearest multiple of
+  ``round_nearest``, at least ``round_nearest``, never more than 10% below), as in the official TensorFlow
+  and CA code; the last convolution keeps 1280 channels for ``width_mult <= 1``, as the paper states;
+* initialisation follows the official CA code: He normal on fan-out for every convolution (attention
+  layers included) with zero biases, BN weight 1 and bias 0, linear weight N(0, 0.01) and zero bias;
+* dropout before the classifier defaults to 0 (the official CA code uses 0.1 on ImageNet).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..nn.attention import check_attention_name, create_attention
+
+# (t, c, n, s) rows of Table 2 with the CIFAR strides: the c = 24 row has s = 1 (2 in the paper).
+CIFAR_SETTING = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 1),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor``, at least ``divisor``, at most 10% lower."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    """Convolution without bias (the BN shift replaces it), BN, and ReLU6 unless ``act`` is False."""
+    layers = [nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(out_ch)]
+    if act:
+        layers.append(nn.ReLU6(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class InvertedResidual(nn.Module):
+    """Expand (1x1) -> depthwise 3x3 -> attention -> linear project (1x1), with a shortcut when shapes allow."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, expand_ratio: int,
+                 attention: str = "none", attention_kwargs: dict | None = None):
+        super().__init__()
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {stride}")
+        check_attention_name(attention)
+        hidden = int(round(in_ch * expand_ratio))
+        self.hidden_channels = hidden
+        self.use_shortcut = stride == 1 and in_ch == out_ch
+        self.expand = conv_bn(in_ch, hidden, 1) if expand_ratio != 1 else nn.Identity()
+        self.depthwise = conv_bn(hidden, hidden, 3, stride, groups=hidden)
+        slot = attention if expand_ratio != 1 else "none"
+        self.attention = create_attention(slot, hidden, **(attention_kwargs or {}))
+        self.project = conv_bn(hidden, out_ch, 1, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.attention(self.depthwise(self.expand(x))))
+        return x + y if self.use_shortcut else y
+
+
+class MobileNetV2(nn.Module):
+    """MobileNetV2 body of Table 2 at CIFAR strides; ``attention`` names the layer put in every expanding block."""
+
+    def __init__(self, num_classes: int = 10, width_mult: float = 0.5, attention: str = "none",
+                 attention_kwargs: dict | None = None, in_channels: int = 3, dropout: float = 0.0,
+                 round_nearest: int = 8):
+        super().__init__()
+        check_attention_name(attention)
+        channels = make_divisible(32 * width_mult, round_nearest)
+        layers: list[nn.Module] = [conv_bn(in_channels, channels, 3, stride=1)]
+        for t, c, n, s in CIFAR_SETTING:
+            out = make_divisible(c * width_mult, round_nearest)
+            for i in range(n):
+                layers.append(InvertedResidual(channels, out, s if i == 0 else 1, t, attention, attention_kwargs))
+                channels = out
+        self.feature_dim = make_divisible(1280 * width_mult, round_nearest) if width_mult > 1.0 else 1280
+        layers.append(conv_bn(channels, self.feature_dim, 1))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(self.feature_dim, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.features(x)).flatten(1)
+        return self.classifier(self.dropout(x))

@@ -1,0 +1,245 @@
+"""The one training loop of the book: ``fit`` / ``evaluate`` through Hugging Face Accelerate.
+
+Every chapter trains through ``fit`` so that seeding, thread count, data order, checkpoints, resume and
+timings mean the same thing everywhere:
+
+* ``seed_everything(seed, threads)`` seeds Python, NumPy and torch (via ``accelerate.utils.set_seed``)
+  and sets the intra-op thread count explicitly (bits differ between thread counts on a CPU);
+* the data order and the augmentation draws of epoch ``e`` come from a generator seeded with
+  ``(seed, e)`` alone, so arms trained with the same seed see the same images in the same order
+  (paired comparisons) and a resumed run sees what an uninterrupted one would have;
+* the model, optimizer, schedule, history and RNG state are checkpointed atomically after every epoch;
+  calling ``fit`` again with the same ``run_dir`` resumes after the last finished epoch;
+* a non-finite loss stops the run with ``NonFiniteLossError`` naming the run, epoch and step;
+* the progress bar appears only on the main process of an interactive terminal, never in a notebook.
+
+With several processes (``accelerate launch``) each global batch is split across processes, the
+gradients are averaged by DDP, and the metrics are summed across processes.
+"""
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from ..data import ImageData, crop_flip, normalize
+
+
+@dataclass
+class TrainConfig:
+    """Recipe of one training run (SGD with momentum, cosine schedule with optional linear warm-up)."""
+
+    epochs: int
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    augment: bool = True          # random crop (zero padding) + horizontal flip
+    padding: int = 4
+    eval_batch_size: int = 1000
+    eval_every: int = 1           # evaluate on the test split every k epochs (and always after the last)
+    channels_last: bool = False
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"invalid optimisation settings: lr={self.lr}, weight_decay={self.weight_decay}, "
+                             f"label_smoothing={self.label_smoothing}")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+def default_threads() -> int:
+    """Intra-op threads per process: the CPUs this process may use, shared among local processes."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, cpus // local)
+
+
+def seed_everything(seed: int, threads: int | None = None) -> int:
+    """Seed every RNG and fix the thread count; returns the thread count used."""
+    threads = threads or default_threads()
+    torch.set_num_threads(threads)
+    set_seed(seed)
+    return threads
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator for data order and augmentation of one epoch: a function of (seed, epoch) only."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def _schedule(config: TrainConfig, steps_per_epoch: int):
+    total = config.epochs * steps_per_epoch
+    warmup = config.warmup_epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def _atomic_save(obj, path: pathlib.Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def evaluate(model, data: ImageData, mean: torch.Tensor, std: torch.Tensor, *, batch_size: int = 1000,
+             accelerator: Accelerator | None = None, channels_last: bool = False) -> dict:
+    """Mean cross-entropy and top-1 accuracy (%) of ``model`` on ``data`` (summed over processes)."""
+    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    was_training = model.training
+    model.eval()
+    device = accelerator.device
+    rank, world = accelerator.process_index, accelerator.num_processes
+    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
+    for start in range(rank * batch_size, len(data), world * batch_size):
+        images = data.images[start:start + batch_size].to(device, non_blocking=True)
+        labels = data.labels[start:start + batch_size].to(device, non_blocking=True)
+        x = normalize(images, mean, std)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = model(x)
+        totals[0] += F.cross_entropy(logits.float(), labels, reduction="sum").double()
+        totals[1] += (logits.argmax(1) == labels).sum()
+        totals[2] += len(labels)
+    totals = accelerator.reduce(totals, reduction="sum")
+    model.train(was_training)
+    return {"loss": (totals[0] / totals[2]).item(), "acc": (100.0 * totals[1] / totals[2]).item()}
+
+
+def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: TrainConfig, *, seed: int,
+        run_dir: str | os.PathLike | None = None, label: str = "", progress: str | bool = "auto",
+        accelerator: Accelerator | None = None) -> dict:
+    """Train ``model`` on ``train``, evaluate on ``test``; checkpoint to ``run_dir`` and resume from it.
+
+    Returns ``{"metrics": {...}, "history": [per-epoch dicts], "wall_time_s", "train_images_per_s",
+    "resumed_from_epoch"}``. ``metrics`` holds the last epoch's ``test_acc`` (%), ``test_loss``,
+    ``train_loss`` and ``train_acc`` (%, on augmented batches).
+    """
+    start_wall = time.perf_counter()
+    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
+    if config.batch_size % world:
+        raise ValueError(f"batch_size {config.batch_size} must be divisible by the number of processes {world}")
+    steps_per_epoch = len(train) // config.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"{len(train)} training examples are fewer than one batch of {config.batch_size}")
+    mean, std = train.channel_stats()
+
+    model = model.to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                nesterov=config.nesterov, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, steps_per_epoch))
+
+    history: list[dict] = []
+    first_epoch = 0
+    checkpoint = pathlib.Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if state["config"] != asdict(config) or state["seed"] != seed:
+            raise ValueError(f"checkpoint {checkpoint} was written by another configuration or seed; "
+                             f"delete it or choose another run_dir")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        history, first_epoch = state["history"], state["epoch"] + 1
+
+    model, optimizer = accelerator.prepare(model, optimizer)
+    show = accelerator.is_main_process and (progress is True or (progress == "auto" and sys.stderr.isatty()))
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=config.epochs * steps_per_epoch, initial=first_epoch * steps_per_epoch, desc=label or "fit",
+                   leave=False, file=sys.stderr)
+
+    local = config.batch_size // world
+    train_time = sum(h["epoch_time_s"] for h in history)
+    for epoch in range(first_epoch, config.epochs):
+        model.train()
+        tick = time.perf_counter()
+        generator = epoch_generator(seed, epoch)
+        order = torch.randperm(len(train), generator=generator)
+        totals = torch.zeros(3, dtype=torch.float64, device=device)
+        for step in range(steps_per_epoch):
+            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            images = train.images[idx]
+            if config.augment:
+                images = crop_flip(images, generator, padding=config.padding)
+            images = images[rank * local:(rank + 1) * local].to(device, non_blocking=True)
+            labels = train.labels[idx][rank * local:(rank + 1) * local].to(device, non_blocking=True)
+            x = normalize(images, mean, std)
+            if config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            logits = model(x)
+            loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"{label or 'run'} (seed {seed}): loss is {loss.item()} at epoch {epoch}, "
+                                         f"step {step}; the run is stopped")
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            with torch.no_grad():
+                totals[0] += loss.detach().double() * len(labels)
+                totals[1] += (logits.argmax(1) == labels).sum()
+                totals[2] += len(labels)
+            if bar is not None:
+                bar.update(1)
+        totals = accelerator.reduce(totals, reduction="sum")
+        epoch_time = time.perf_counter() - tick
+        train_time += epoch_time
+        record = {"epoch": epoch + 1, "train_loss": (totals[0] / totals[2]).item(),
+                  "train_acc": (100.0 * totals[1] / totals[2]).item(), "lr": scheduler.get_last_lr()[0],
+                  "epoch_time_s": epoch_time, "images_per_s": steps_per_epoch * config.batch_size / epoch_time}
+        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+            result = evaluate(model, test, mean, std, batch_size=config.eval_batch_size, accelerator=accelerator,
+                              channels_last=config.channels_last)
+            record.update(test_loss=result["loss"], test_acc=result["acc"])
+        history.append(record)
+        if checkpoint is not None and accelerator.is_main_process:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_save({"model": accelerator.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                          "epoch": epoch, "history": history, "config": asdict(config), "seed": seed}, checkpoint)
+        accelerator.wait_for_everyone()
+    if bar is not None:
+        bar.close()
+
+    last = history[-1]
+    return {
+        "metrics": {k: last[k] for k in ("test_acc", "test_loss", "train_loss", "train_acc")},
+        "history": history,
+        "wall_time_s": time.perf_counter() - start_wall,
+        "train_time_s": train_time,
+        "train_images_per_s": len(history) * steps_per_epoch * config.batch_size / max(train_time, 1e-9),
+        "resumed_from_epoch": first_epoch,
+    }
+
+
+__all__ = ["TrainConfig", "NonFiniteLossError", "default_threads", "seed_everything", "epoch_generator",
+           "evaluate", "fit"]

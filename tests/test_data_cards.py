@@ -1,0 +1,166 @@
+"""Data cards agree with themselves, with the local mirror ($REPRO_DATA) and with the paper catalogue."""
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+
+import pytest
+import yaml
+
+from lib.data.cards import (
+    CARDS_DIR,
+    REQUIRED_KEYS,
+    DataCard,
+    UnknownDatasetError,
+    card_names,
+    load_card,
+    parse_front_matter,
+)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NAMES = card_names()
+EXPECTED = {"cifar10", "mnist", "fashion_mnist", "sst2", "usps", "omniglot", "omniglot_oneshot", "planetoid", "camvid"}
+NOT_DATA = {"CARD.md", "README.md"}
+
+
+def mirror() -> pathlib.Path:
+    value = os.environ.get("REPRO_DATA")
+    if not value:
+        pytest.skip("REPRO_DATA is not set: no local mirror to compare against")
+    path = pathlib.Path(value).expanduser()
+    if not path.is_dir():
+        pytest.skip(f"REPRO_DATA={value} is not a directory")
+    return path
+
+
+def sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def mirror_files(folder: pathlib.Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")
+            if p.is_file() and p.name not in NOT_DATA and "__pycache__" not in p.parts}
+
+
+def test_cards_dir_is_repo_data_cards():
+    assert CARDS_DIR == ROOT / "data_cards"
+    assert set(NAMES) >= EXPECTED, f"missing cards: {sorted(EXPECTED - set(NAMES))}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_card_parses_with_required_keys(name):
+    meta, body = parse_front_matter((CARDS_DIR / f"{name}.md").read_text(encoding="utf-8"))
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    assert not missing, f"{name}: missing keys {missing}"
+    card = load_card(name)
+    assert isinstance(card, DataCard)
+    assert card.name == name and card.path == CARDS_DIR / f"{name}.md"
+    assert card.body.strip(), f"{name}: empty datasheet body"
+    assert card.format in ("parquet", "raw")
+    # every split file is hashed, and parquet datasets list only parquet files in their splits
+    for split, spec in card.splits.items():
+        for rel in spec["files"]:
+            assert rel in card.sha256
+            if card.format == "parquet":
+                assert rel.endswith(".parquet"), f"{name}/{split}: {rel}"
+    if card.features is not None:
+        labels = [v for v in card.features.values() if str(v).startswith("ClassLabel")]
+        if labels and card.label_names is not None:
+            assert labels[0] == f"ClassLabel({len(card.label_names)})"
+
+
+def test_card_names_match_mirror_folders():
+    root = mirror()
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+    assert NAMES == folders
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sha256_matches_mirror(name):
+    folder = mirror() / name
+    if not folder.is_dir():
+        pytest.fail(f"card {name} has no mirror folder {folder}")
+    card = load_card(name)
+    assert set(card.sha256) == mirror_files(folder), "the card must hash every data file of the mirror folder"
+    for rel, expected in card.sha256.items():
+        assert sha256(folder / rel) == expected, f"{name}/{rel}: sha256 differs from the card"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rows_match_parquet(name):
+    pq = pytest.importorskip("pyarrow.parquet")
+    folder = mirror() / name
+    card = load_card(name)
+    if card.format != "parquet":
+        pytest.skip(f"{name} is not a parquet dataset")
+    for split, spec in card.splits.items():
+        rows = sum(pq.ParquetFile(folder / rel).metadata.num_rows for rel in spec["files"])
+        assert rows == spec["rows"], f"{name}/{split}: parquet has {rows} rows, card says {spec['rows']}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_features_match_parquet_metadata(name):
+    pq = pytest.importorskip("pyarrow.parquet")
+    import json
+
+    folder = mirror() / name
+    card = load_card(name)
+    if card.format != "parquet":
+        pytest.skip(f"{name} is not a parquet dataset")
+    for spec in card.splits.values():
+        for rel in spec["files"]:
+            meta = pq.ParquetFile(folder / rel).schema_arrow.metadata or {}
+            hf = json.loads(meta[b"huggingface"])["info"]["features"]
+            assert list(hf) == list(card.features), f"{name}/{rel}: columns differ"
+            for col, feat in hf.items():
+                if feat["_type"] == "ClassLabel":
+                    assert feat["names"] == card.label_names
+                    assert card.features[col] == f"ClassLabel({len(feat['names'])})"
+                elif feat["_type"] == "Value":
+                    assert card.features[col] == f"Value({feat['dtype']})"
+                else:
+                    assert card.features[col] == feat["_type"]
+
+
+def test_unknown_name_lists_accepted_names():
+    with pytest.raises(UnknownDatasetError) as info:
+        load_card("cifar100")
+    message = str(info.value)
+    assert "cifar100" in message
+    for name in NAMES:
+        assert name in message
+    assert isinstance(info.value, ValueError)
+
+
+def test_missing_key_is_reported(tmp_path):
+    text = (CARDS_DIR / "mnist.md").read_text(encoding="utf-8")
+    broken = "\n".join(line for line in text.splitlines() if not line.startswith("license:"))
+    (tmp_path / "mnist.md").write_text(broken, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"mnist.*'license'"):
+        load_card("mnist", tmp_path)
+
+
+def test_parse_front_matter_requires_delimiters():
+    meta, body = parse_front_matter("---\na: 1\n---\n\n# Title\n")
+    assert meta == {"a": 1} and body == "# Title\n"
+    with pytest.raises(ValueError):
+        parse_front_matter("# no front matter\n")
+    with pytest.raises(ValueError):
+        parse_front_matter("---\na: 1\n")
+
+
+def test_catalogue_ids_unique_and_complete():
+    entries = yaml.safe_load((ROOT / "papers" / "catalogue.yaml").read_text(encoding="utf-8"))
+    assert isinstance(entries, list) and len(entries) == 122
+    ids = [e["id"] for e in entries]
+    assert len(set(ids)) == 122, "duplicate paper ids"
+    for e in entries:
+        for key in ("id", "title", "arxiv", "tier", "group"):
+            assert e.get(key), f"{e.get('id')}: missing {key}"
+        assert e["tier"] in {"A", "B", "C", "S"}
+        assert isinstance(e["arxiv"], str)
