@@ -155,6 +155,7 @@ class Chapter:
         A run that raises FloatingPointError (non-finite loss) is recorded as failed."""
         root = self.runs_root(params)
         root.mkdir(parents=True, exist_ok=True)
+        progress = root / "progress.log"   # `tail -f` it to follow a long execution
         records = []
         for seed in seeds:
             for arm in arms:
@@ -174,11 +175,13 @@ class Chapter:
                 record["environment"] = environment()
                 write_json_atomic(done, record)
                 records.append(record)
-                if log is not None:
-                    metric = record.get("metrics", {}).get("test_acc")
-                    log(f"{arm} seed {seed}: {record['status']}"
-                        + (f", test_acc {metric:.2f}" if metric is not None else "")
+                metric = record.get("metrics", {}).get("test_acc")
+                line = (f"{arm} seed {seed}: {record['status']}" + (f", test_acc {metric:.2f}" if metric is not None else "")
                         + f", {record['wall_time_s']:.0f} s")
+                with open(progress, "a") as handle:
+                    handle.write(f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {line}\n")
+                if log is not None:
+                    log(line)
         return records
 
     def report(self, params: Parameters, runs: list[dict], *, costs: dict | None = None, data: dict | None = None,

@@ -23,10 +23,15 @@ import os
 import pathlib
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 
+# tqdm.auto, imported by the Hugging Face stack, warns in kernels without ipywidgets; the book never shows
+# notebook progress bars, so the warning is noise in committed outputs.
+warnings.filterwarnings("ignore", message="IProgress not found")
+
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: E402
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 

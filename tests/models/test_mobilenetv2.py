@@ -19,8 +19,8 @@ BLOCKS_HALF = (
     + [(80, 160, 6)]
 )
 HIDDEN_HALF = [i * t for i, _, t in BLOCKS_HALF if t != 1]
-# Spatial size after each block for a 32×32 input: stem and the c = 24 stage keep stride 1.
-SIZES = [32, 32, 32, 16, 16, 16, 8, 8, 8, 8, 8, 8, 8, 4, 4, 4, 4]
+# Spatial size after each block for a 32×32 input: the stem and the c = 160 stage keep stride 1.
+SIZES = [32, 16, 16, 8, 8, 8, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4]
 
 
 @pytest.fixture(autouse=True, scope="module")
