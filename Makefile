@@ -13,12 +13,14 @@ PAPER ?=
 SCALE ?= reduced
 PROCS ?= 1
 
-.PHONY: book test chapter new-chapter lock pages serve clean help
+.PHONY: book test chapter nightly bench new-chapter lock pages serve clean help
 
 help:
 	@echo "make book                  build the book into _build/html (creates $(VENV) on first use)"
 	@echo "make test                  unit tests, every chapter at smoke scale under nbval, the book build"
 	@echo "make chapter PAPER=<slug> [SCALE=reduced|smoke|full]  execute a chapter with papermill"
+	@echo "make nightly [ONLY=<slug>] [FORCE=1]  re-execute chapters at reduced scale, report drift"
+	@echo "make bench                 speed ratios of the training path -> bench/results.json, book/performance.md"
 	@echo "make new-chapter PAPER=<slug>  scaffold papers/<slug>/ from the catalogue"
 	@echo "make lock                  re-resolve requirements.txt into requirements.lock"
 
@@ -49,6 +51,12 @@ test: $(STAMP) book
 
 chapter: $(STAMP)
 	$(PY) ci/run_chapter.py $(PAPER) --scale $(SCALE) --procs $(PROCS)
+
+nightly: $(STAMP)
+	$(PY) ci/nightly.py $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/run.py $(ARGS)
 
 new-chapter: $(STAMP)
 	$(PY) ci/new_chapter.py $(PAPER)

@@ -1,0 +1,39 @@
+"""Train a tiny model with lib.train.fit and write its per-epoch losses (run by test_distributed.py).
+
+Launched as one process (``python distributed_worker.py OUT``) or several (``torchrun --nproc_per_node 2
+distributed_worker.py OUT``); the global batch is the same, so the losses must agree.
+"""
+import json
+import sys
+
+import torch
+from torch import nn
+
+from lib.data import ImageData
+from lib.train import TrainConfig, fit, seed_everything
+
+
+def data(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    return ImageData(torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g), torch.arange(n) % 4,
+                     list("abcd"), "synthetic", "train")
+
+
+def main(out: str) -> None:
+    seed_everything(0, threads=1)
+    # no BatchNorm: under data parallelism its batch statistics are per process, so only BN-free
+    # models give the single-process loss exactly
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(8, 4))
+    result = fit(model, data(64, 0), data(32, 1), TrainConfig(epochs=2, batch_size=16, lr=0.05), seed=0,
+                 run_dir=out + ".ckpt", progress=False)
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        with open(out, "w") as handle:
+            json.dump({"history": result["history"], "metrics": result["metrics"],
+                       "world": dist.get_world_size() if dist.is_initialized() else 1}, handle)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
