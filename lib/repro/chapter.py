@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pathlib
 import time
 import traceback
@@ -24,6 +25,11 @@ from .claims import SCALES, judge, load_claims
 from .store import REPO_ROOT, environment, git_state, hash_files, lib_files, write_json_atomic
 
 FIXED_PARAMETERS = ("scale", "seeds", "threads")
+
+
+def is_main_process() -> bool:
+    """True unless this is a non-zero rank of a multi-process launch (torchrun / accelerate launch)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 class ParameterError(ValueError):
@@ -128,7 +134,10 @@ class Chapter:
         return resolve_parameters(self.presets, injected_names(namespace, before))
 
     def results_path(self, scale: str) -> pathlib.Path:
-        return self.dir / "results" / f"{scale}.json"
+        """``papers/<slug>/results/<scale>.json``, or ``$REPRO_RESULTS_DIR/<scale>.json`` (the nightly
+        re-execution writes there so that the committed reference is never overwritten)."""
+        base = os.environ.get("REPRO_RESULTS_DIR")
+        return (pathlib.Path(base) if base else self.dir / "results") / f"{scale}.json"
 
     def code_key(self) -> str:
         """Hash of what determines a run's outcome besides its parameters: lib/ and the notebook's code."""
@@ -145,7 +154,8 @@ class Chapter:
     def runs_root(self, params: Parameters) -> pathlib.Path:
         key = hashlib.sha256(json.dumps({"values": params.values, "code": self.code_key()},
                                         sort_keys=True, default=str).encode()).hexdigest()[:12]
-        return REPO_ROOT / "runs" / self.slug / params.scale / key
+        base = os.environ.get("REPRO_RUNS_DIR")
+        return (pathlib.Path(base) if base else REPO_ROOT / "runs") / self.slug / params.scale / key
 
     def run(self, arms: list[str], seeds: list[int], run_one: Callable[[str, int, pathlib.Path], dict],
             params: Parameters, *, log: Callable[[str], None] | None = None) -> list[dict]:
@@ -154,7 +164,9 @@ class Chapter:
         interrupted one resumes from its checkpoint (``run_one`` passes ``run_dir`` to ``fit``).
         A run that raises FloatingPointError (non-finite loss) is recorded as failed."""
         root = self.runs_root(params)
-        root.mkdir(parents=True, exist_ok=True)
+        main = is_main_process()
+        if main:
+            root.mkdir(parents=True, exist_ok=True)
         progress = root / "progress.log"   # `tail -f` it to follow a long execution
         records = []
         for seed in seeds:
@@ -173,8 +185,10 @@ class Chapter:
                               "traceback": traceback.format_exc(limit=3)}
                 record["wall_time_s"] = record.get("wall_time_s", time.perf_counter() - tick)
                 record["environment"] = environment()
-                write_json_atomic(done, record)
                 records.append(record)
+                if not main:
+                    continue
+                write_json_atomic(done, record)
                 metric = record.get("metrics", {}).get("test_acc")
                 line = (f"{arm} seed {seed}: {record['status']}" + (f", test_acc {metric:.2f}" if metric is not None else "")
                         + f", {record['wall_time_s']:.0f} s")
@@ -206,5 +220,6 @@ class Chapter:
             **(extra or {}),
         }
         results["git_commit"] = results["git"]["commit"]
-        write_json_atomic(self.results_path(params.scale), results)
+        if is_main_process():
+            write_json_atomic(self.results_path(params.scale), results)
         return results

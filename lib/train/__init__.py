@@ -114,6 +114,9 @@ def evaluate(model, data: ImageData, mean: torch.Tensor, std: torch.Tensor, *, b
              accelerator: Accelerator | None = None, channels_last: bool = False) -> dict:
     """Mean cross-entropy and top-1 accuracy (%) of ``model`` on ``data`` (summed over processes)."""
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    # the bare module, not its DDP wrapper: processes hold different numbers of test batches, and a DDP
+    # forward would wait for a buffer broadcast from processes that have none left
+    model = accelerator.unwrap_model(model)
     was_training = model.training
     model.eval()
     device = accelerator.device

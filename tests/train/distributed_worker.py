@@ -27,6 +27,11 @@ def main(out: str) -> None:
                           nn.Linear(8, 4))
     result = fit(model, data(64, 0), data(32, 1), TrainConfig(epochs=2, batch_size=16, lr=0.05), seed=0,
                  run_dir=out + ".ckpt", progress=False)
+    # a model with buffers (BatchNorm) and a test set smaller than one evaluation batch: the second process
+    # has nothing to evaluate, which must not leave it waiting for the first
+    bn_model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                             nn.Flatten(), nn.Linear(8, 4))
+    fit(bn_model, data(64, 0), data(8, 1), TrainConfig(epochs=1, batch_size=16, lr=0.05), seed=0, progress=False)
     import torch.distributed as dist
 
     if not dist.is_initialized() or dist.get_rank() == 0:
