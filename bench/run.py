@@ -102,17 +102,22 @@ def sgemm_peak(threads: int, n: int = 2048, repeats: int = 5) -> float:
 
 
 def train_step_flops(model, batch: int) -> int:
-    x = torch.randn(batch, 3, 32, 32)
-    with FlopCounterMode(display=False) as counter:
-        F.cross_entropy(model(x), torch.zeros(batch, dtype=torch.long)).backward()
-    model.zero_grad(set_to_none=True)
-    return int(counter.get_total_flops())
+    """3 × the forward FLOPs (forward, gradient w.r.t. inputs, gradient w.r.t. weights).
+
+    FlopCounterMode's count of the backward pass treats grouped (depthwise) convolutions as dense and
+    overstates MobileNetV2's training FLOPs several-fold, so the usual 3× forward convention is used.
+    """
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.randn(batch, 3, 32, 32))
+    model.train()
+    return 3 * int(counter.get_total_flops())
 
 
 def step_images_per_s(model, batch: int, channels_last: bool, steps: int = 6, compiled=None) -> float:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    step_model = compiled or model
+    step_model = compiled if compiled is not None else model
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(batch, 3, 32, 32)
     if channels_last:
@@ -164,8 +169,10 @@ def data_path(root: str | None) -> dict:
                                split="train").with_format("torch")
     tick = time.perf_counter()
     for idx in torch.randperm(len(ds), generator=g).split(128):
-        batch = ds[idx.tolist()]["img"]
-        normalize(crop_flip(torch.stack(list(batch)).permute(0, 3, 1, 2), g), torch.zeros(3), torch.ones(3))
+        batch = torch.stack(list(ds[idx.tolist()]["img"]))
+        if batch.shape[-1] == 3:  # channels-last images from older `datasets` versions
+            batch = batch.permute(0, 3, 1, 2)
+        normalize(crop_flip(batch, g), torch.zeros(3), torch.ones(3))
     decode_s = time.perf_counter() - tick
     return {"images": len(data), "tensor_epoch_s": tensor_s, "decode_epoch_s": decode_s, "speedup": decode_s / tensor_s}
 
@@ -245,7 +252,7 @@ def markdown(results: dict) -> str:
                  f"**{lo['ratio_median']:.3f}** (median of {len(lo['fit_images_per_s'])}) |")
     hw = results["hardware_efficiency"]
     for name, b in hw["backbones"].items():
-        lines.append(f"| hardware efficiency, {name}: training GFLOP/s / sgemm peak ({hw['sgemm_peak_gflops']:.0f} "
+        lines.append(f"| hardware efficiency, {name}: training GFLOP/s (3 × forward) / sgemm peak ({hw['sgemm_peak_gflops']:.0f} "
                      f"GFLOP/s) | **{b['fraction_of_peak']:.3f}** ({b['achieved_gflops']:.1f} GFLOP/s, "
                      f"{b['images_per_s']:.0f} img/s) |")
     dp = results["data_path"]
@@ -263,6 +270,25 @@ def markdown(results: dict) -> str:
         best = max(rows, key=lambda k: rows[k]["images_per_s"])
         cl = rows["batch 128, channels_last"]["ratio_to_batch128_contiguous"]
         lines.append(f"| channels_last / contiguous at batch 128, {name} | **{cl:.2f}** (fastest: {best}) |")
+    compile_lines = []
+    for name, c in results["compile"].items():
+        if "speedup" in c:
+            compile_lines.append(f"{name} {c['speedup']:.2f}× after {c['compile_s']:.0f} s of compilation")
+    lines += ["", "## What the book does with these numbers", "",
+              f"* **Parallel seeds.** Two single-threaded processes train {ps['speedup']:.2f}× as many seeds per hour as "
+              "one two-threaded process (small convolutions, depthwise ones above all, use a second thread poorly). "
+              "`lib.repro.Chapter.run` therefore trains several runs at once in forked processes by default when "
+              "several seeds run on a CPU (`default_workers`); `-p threads N` restores one run at a time.",
+              "* **Decode once.** Decoding JPEGs at every step would cost "
+              + (f"{dp['speedup']:.1f}× the epoch time of indexing decoded tensors; " if "speedup" in dp else "")
+              + "`lib.data` decodes once and caches uint8 tensors.",
+              "* **torch.compile is not used**: " + ("; ".join(compile_lines) or "it failed here")
+              + ". The compile time exceeds what it saves in a reduced run of a few minutes per arm.",
+              "* **channels_last** is the default of the chapters' MobileNetV2 runs, where it helps; ResNets may "
+              "leave it off.",
+              "* **Numerics.** One thread per process instead of two changes floating-point summation order, so "
+              "per-seed numbers differ in the last digits from a two-thread run (and chaotic training amplifies "
+              "that); seeds, data order and augmentation draws are unchanged. Each run records its thread count."]
     return "\n".join(lines) + "\n"
 
 

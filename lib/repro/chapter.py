@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import pathlib
 import time
@@ -25,6 +26,47 @@ from .claims import SCALES, judge, load_claims
 from .store import REPO_ROOT, environment, git_state, hash_files, lib_files, write_json_atomic
 
 FIXED_PARAMETERS = ("scale", "seeds", "threads")
+
+
+_RUN_ONE: Callable | None = None
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def default_workers(n_seeds: int) -> int:
+    """Runs trained at once by default: on a CPU with several seeds, one process per CPU core pair is
+    slower than one process per core for the book's small networks (``bench/results.json``,
+    ``parallel_seeds``), so as many processes as CPUs, at most one per seed; on a GPU one."""
+    import torch
+
+    if torch.cuda.is_available() or n_seeds < 2:
+        return 1
+    return max(1, min(_cpus(), n_seeds))
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    os.environ["REPRO_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+
+
+def _execute(run_one: Callable, arm: str, seed: int, run_dir: pathlib.Path) -> dict:
+    tick = time.perf_counter()
+    try:
+        record = {"arm": arm, "seed": seed, "status": "ok", **run_one(arm, seed, run_dir)}
+    except FloatingPointError as error:
+        record = {"arm": arm, "seed": seed, "status": "failed", "error": str(error),
+                  "traceback": traceback.format_exc(limit=3)}
+    record["wall_time_s"] = record.get("wall_time_s", time.perf_counter() - tick)
+    record["environment"] = environment()
+    return record
+
+
+def _run_job(job: tuple) -> dict:
+    return _execute(_RUN_ONE, *job)
 
 
 def is_main_process() -> bool:
@@ -158,45 +200,57 @@ class Chapter:
         return (pathlib.Path(base) if base else REPO_ROOT / "runs") / self.slug / params.scale / key
 
     def run(self, arms: list[str], seeds: list[int], run_one: Callable[[str, int, pathlib.Path], dict],
-            params: Parameters, *, log: Callable[[str], None] | None = None) -> list[dict]:
-        """Run every (seed, arm) — seeds outermost so an interruption leaves complete pairs — and
-        return one record per run. A finished run's record is read back instead of re-run; an
-        interrupted one resumes from its checkpoint (``run_one`` passes ``run_dir`` to ``fit``).
-        A run that raises FloatingPointError (non-finite loss) is recorded as failed."""
+            params: Parameters, *, workers: int | None = None, log: Callable[[str], None] | None = None) -> list[dict]:
+        """Run every (seed, arm) and return one record per run, ordered by seed then arm.
+
+        A finished run's record is read back instead of re-run; an interrupted one resumes from its
+        checkpoint (``run_one`` passes ``run_dir`` to ``fit``). A run that raises FloatingPointError
+        (non-finite loss) is recorded as failed. ``workers`` > 1 trains that many runs at once in forked
+        processes, each with ``cpus // workers`` threads (``default_workers``: as many as the CPUs allow
+        when several seeds run on a CPU; ``bench/`` measures why). Jobs are queued seeds-outermost, so an
+        interruption leaves complete pairs.
+        """
         root = self.runs_root(params)
         main = is_main_process()
         if main:
             root.mkdir(parents=True, exist_ok=True)
-        progress = root / "progress.log"   # `tail -f` it to follow a long execution
-        records = []
+        workers = default_workers(len(seeds)) if workers is None else workers
+        if params.threads is not None or not main or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            workers = 1   # explicit threads, or a data-parallel launch: one run at a time
+        jobs, records = [], {}
         for seed in seeds:
             for arm in arms:
-                run_dir = root / arm / f"seed-{seed}"
-                done = run_dir / "record.json"
+                done = root / arm / f"seed-{seed}" / "record.json"
                 if done.is_file():
-                    records.append(json.loads(done.read_text()))
-                    continue
-                tick = time.perf_counter()
-                try:
-                    outcome = run_one(arm, seed, run_dir)
-                    record = {"arm": arm, "seed": seed, "status": "ok", **outcome}
-                except FloatingPointError as error:
-                    record = {"arm": arm, "seed": seed, "status": "failed", "error": str(error),
-                              "traceback": traceback.format_exc(limit=3)}
-                record["wall_time_s"] = record.get("wall_time_s", time.perf_counter() - tick)
-                record["environment"] = environment()
-                records.append(record)
-                if not main:
-                    continue
-                write_json_atomic(done, record)
-                metric = record.get("metrics", {}).get("test_acc")
-                line = (f"{arm} seed {seed}: {record['status']}" + (f", test_acc {metric:.2f}" if metric is not None else "")
-                        + f", {record['wall_time_s']:.0f} s")
-                with open(progress, "a") as handle:
-                    handle.write(f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {line}\n")
-                if log is not None:
-                    log(line)
-        return records
+                    records[seed, arm] = json.loads(done.read_text())
+                else:
+                    jobs.append((arm, seed, root / arm / f"seed-{seed}"))
+
+        def finish(record: dict) -> None:
+            records[record["seed"], record["arm"]] = record
+            if not main:
+                return
+            write_json_atomic(root / record["arm"] / f"seed-{record['seed']}" / "record.json", record)
+            metric = record.get("metrics", {}).get("test_acc")
+            line = (f"{record['arm']} seed {record['seed']}: {record['status']}"
+                    + (f", test_acc {metric:.2f}" if metric is not None else "") + f", {record['wall_time_s']:.0f} s")
+            with open(root / "progress.log", "a") as handle:   # `tail -f` it to follow a long execution
+                handle.write(f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {line}\n")
+            if log is not None:
+                log(line)
+
+        if workers > 1 and len(jobs) > 1:
+            global _RUN_ONE
+            _RUN_ONE = run_one   # inherited by the forked workers: no pickling of notebook closures
+            threads = max(1, _cpus() // workers)
+            context = multiprocessing.get_context("fork")
+            with context.Pool(workers, initializer=_init_worker, initargs=(threads,), maxtasksperchild=1) as pool:
+                for record in pool.imap_unordered(_run_job, jobs):
+                    finish(record)
+        else:
+            for job in jobs:
+                finish(_execute(run_one, *job))
+        return [records[seed, arm] for seed in seeds for arm in arms]
 
     def report(self, params: Parameters, runs: list[dict], *, costs: dict | None = None, data: dict | None = None,
                started: float | None = None, extra: dict | None = None) -> dict:

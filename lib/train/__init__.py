@@ -71,7 +71,10 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def default_threads() -> int:
-    """Intra-op threads per process: the CPUs this process may use, shared among local processes."""
+    """Intra-op threads per process: ``$REPRO_THREADS`` if set (parallel seed workers set it), else the
+    CPUs this process may use, shared among the local processes of a launch."""
+    if os.environ.get("REPRO_THREADS"):
+        return int(os.environ["REPRO_THREADS"])
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     return max(1, cpus // local)
