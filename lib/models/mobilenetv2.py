@@ -37,19 +37,8 @@ from torch import nn
 
 from ..nn.attention import check_attention_name, create_attention
 
-# (t, c, n, s) rows of Table 2 with the CIFAR strides: the c = 160 row has s = 1 (2 in the paper).
-CIFAR_SETTING = (
-    (1, 16, 1, 1),
-    (6, 24, 2, 2),
-    (6, 32, 3, 2),
-    (6, 64, 4, 2),
-    (6, 96, 3, 1),
-    (6, 160, 3, 1),
-    (6, 320, 1, 1),
-)
-
-# The paper's Table 2 strides for 224×224 ImageNet inputs (stem stride 2 as well), for the full-scale recipe
-# and for checking parameter and FLOP counts against the paper's tables.
+# (t, c, n, s) rows of Table 2 of the paper, with its strides for 224×224 ImageNet inputs (stem stride 2 as well);
+# used by the full-scale recipe and to check parameter and FLOP counts against the paper's tables.
 IMAGENET_SETTING = (
     (1, 16, 1, 1),
     (6, 24, 2, 2),
@@ -59,6 +48,8 @@ IMAGENET_SETTING = (
     (6, 160, 3, 2),
     (6, 320, 1, 1),
 )
+# The CIFAR strides: the same rows with s = 1 for the c = 160 row (and stem stride 1, see MobileNetV2).
+CIFAR_SETTING = tuple((t, c, n, 1 if c == 160 else s) for t, c, n, s in IMAGENET_SETTING)
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
