@@ -100,6 +100,7 @@ def run_chapter(slug: str, timeout: int, reuse_runs: bool = False) -> dict:
     out_dir = OUT / slug
     if not reuse_runs:  # a nightly re-derives every number: no finished run of an earlier night is reused
         shutil.rmtree(out_dir / "runs", ignore_errors=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "REPRO_RESULTS_DIR": str(out_dir / "results"), "REPRO_RUNS_DIR": str(out_dir / "runs")}
     tick = time.perf_counter()
     record = {"chapter": slug, "status": "ok", "drifts": []}
