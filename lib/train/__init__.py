@@ -13,6 +13,19 @@ timings mean the same thing everywhere:
 * a non-finite loss stops the run with ``NonFiniteLossError`` naming the run, epoch and step;
 * the progress bar appears only on the main process of an interactive terminal, never in a notebook.
 
+Four hooks let a chapter change one part of the recipe and keep everything else (all optional):
+
+* ``criterion(model, x, labels, progress) -> (loss, logits)`` — a loss that needs more than the logits
+  (features, running statistics, a schedule over ``progress`` in [0, 1)); an ``nn.Module`` criterion is
+  moved to the device and its ``state_dict`` (buffers; it has no trained parameters) is checkpointed with
+  the model;
+* ``sampler(generator, epoch) -> indices`` with ``len(sampler)`` indices per epoch — re-balanced sampling
+  (``lib.data.longtail``); it must draw from ``generator`` so that arms stay paired and resume stays exact;
+* ``augment(images, labels, generator) -> (images, labels)`` on uint8 batches — joint image/mask transforms
+  for dense prediction (``lib.data.segmentation``);
+* ``evaluator(model, test, mean, std, accelerator, config) -> {"test_...": value}`` — other test metrics
+  (mIoU, per-class IoU, ...).
+
 With several processes (``accelerate launch``) each global batch is split across processes, the
 gradients are averaged by DDP, and the metrics are summed across processes.
 """
@@ -106,6 +119,27 @@ def _schedule(config: TrainConfig, steps_per_epoch: int):
     return factor
 
 
+def _cross_entropy(label_smoothing: float):
+    def criterion(model, x, labels, progress):
+        logits = model(x)
+        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing), logits
+
+    return criterion
+
+
+def _crop_flip(config: TrainConfig):
+    def augment(images, labels, generator):
+        return crop_flip(images, generator, padding=config.padding), labels
+
+    return augment
+
+
+def _classification_evaluator(model, test, mean, std, accelerator, config) -> dict:
+    result = evaluate(model, test, mean, std, batch_size=config.eval_batch_size, accelerator=accelerator,
+                      channels_last=config.channels_last)
+    return {"test_loss": result["loss"], "test_acc": result["acc"]}
+
+
 def _atomic_save(obj, path: pathlib.Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
@@ -142,24 +176,39 @@ def evaluate(model, data: ImageData, mean: torch.Tensor, std: torch.Tensor, *, b
 
 def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: TrainConfig, *, seed: int,
         run_dir: str | os.PathLike | None = None, label: str = "", progress: str | bool = "auto",
-        accelerator: Accelerator | None = None) -> dict:
+        accelerator: Accelerator | None = None, criterion=None, sampler=None, augment=None, evaluator=None) -> dict:
     """Train ``model`` on ``train``, evaluate on ``test``; checkpoint to ``run_dir`` and resume from it.
 
+    ``train`` and ``test`` need ``.images`` (uint8 ``N, C, H, W``), ``.labels`` (class ids ``N`` or masks
+    ``N, H, W``), ``len()`` and ``.channel_stats()``. ``criterion``, ``sampler``, ``augment`` and ``evaluator``
+    replace cross-entropy, the shuffled epoch, crop + flip and the top-1 evaluation (module docstring).
+
     Returns ``{"metrics": {...}, "history": [per-epoch dicts], "wall_time_s", "train_images_per_s",
-    "resumed_from_epoch"}``. ``metrics`` holds the last epoch's ``test_acc`` (%), ``test_loss``,
-    ``train_loss`` and ``train_acc`` (%, on augmented batches).
+    "resumed_from_epoch"}``. ``metrics`` holds the last evaluation's ``test_*`` values (by default
+    ``test_acc`` (%), ``test_loss``), ``train_loss`` and ``train_acc`` (%, on augmented batches; labels
+    outside ``[0, classes)``, such as a void label, are not counted).
     """
     start_wall = time.perf_counter()
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
     if config.batch_size % world:
         raise ValueError(f"batch_size {config.batch_size} must be divisible by the number of processes {world}")
-    steps_per_epoch = len(train) // config.batch_size
+    per_epoch = len(sampler) if sampler is not None else len(train)
+    steps_per_epoch = per_epoch // config.batch_size
     if steps_per_epoch < 1:
-        raise ValueError(f"{len(train)} training examples are fewer than one batch of {config.batch_size}")
+        raise ValueError(f"{per_epoch} training examples per epoch are fewer than one batch of {config.batch_size}")
+    if criterion is None:
+        criterion = _cross_entropy(config.label_smoothing)
+    if augment is None and config.augment:
+        augment = _crop_flip(config)
+    if evaluator is None:
+        evaluator = _classification_evaluator
+    stateful = isinstance(criterion, torch.nn.Module)
     mean, std = train.channel_stats()
 
     model = model.to(device)
+    if stateful:
+        criterion.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -178,6 +227,8 @@ def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: Train
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
+        if stateful:
+            criterion.load_state_dict(state["criterion"])
         history, first_epoch = state["history"], state["epoch"] + 1
 
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -194,20 +245,19 @@ def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: Train
         model.train()
         tick = time.perf_counter()
         generator = epoch_generator(seed, epoch)
-        order = torch.randperm(len(train), generator=generator)
-        totals = torch.zeros(3, dtype=torch.float64, device=device)
+        order = sampler(generator, epoch) if sampler is not None else torch.randperm(len(train), generator=generator)
+        totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, examples, correct, labels
         for step in range(steps_per_epoch):
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-            images = train.images[idx]
-            if config.augment:
-                images = crop_flip(images, generator, padding=config.padding)
+            images, labels = train.images[idx], train.labels[idx]
+            if augment is not None:
+                images, labels = augment(images, labels, generator)
             images = images[rank * local:(rank + 1) * local].to(device, non_blocking=True)
-            labels = train.labels[idx][rank * local:(rank + 1) * local].to(device, non_blocking=True)
+            labels = labels[rank * local:(rank + 1) * local].to(device, non_blocking=True)
             x = normalize(images, mean, std)
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            logits = model(x)
-            loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+            loss, logits = criterion(model, x, labels, (epoch * steps_per_epoch + step) / (config.epochs * steps_per_epoch))
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(f"{label or 'run'} (seed {seed}): loss is {loss.item()} at epoch {epoch}, "
                                          f"step {step}; the run is stopped")
@@ -217,33 +267,40 @@ def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: Train
             scheduler.step()
             with torch.no_grad():
                 totals[0] += loss.detach().double() * len(labels)
-                totals[1] += (logits.argmax(1) == labels).sum()
-                totals[2] += len(labels)
+                totals[1] += len(labels)
+                counted = (labels >= 0) & (labels < logits.shape[1])
+                totals[2] += ((logits.argmax(1) == labels) & counted).sum()
+                totals[3] += counted.sum()
             if bar is not None:
                 bar.update(1)
         totals = accelerator.reduce(totals, reduction="sum")
         epoch_time = time.perf_counter() - tick
         train_time += epoch_time
-        record = {"epoch": epoch + 1, "train_loss": (totals[0] / totals[2]).item(),
-                  "train_acc": (100.0 * totals[1] / totals[2]).item(), "lr": scheduler.get_last_lr()[0],
+        record = {"epoch": epoch + 1, "train_loss": (totals[0] / totals[1]).item(),
+                  "train_acc": (100.0 * totals[2] / totals[3].clamp(min=1)).item(), "lr": scheduler.get_last_lr()[0],
                   "epoch_time_s": epoch_time, "images_per_s": steps_per_epoch * config.batch_size / epoch_time}
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-            result = evaluate(model, test, mean, std, batch_size=config.eval_batch_size, accelerator=accelerator,
-                              channels_last=config.channels_last)
-            record.update(test_loss=result["loss"], test_acc=result["acc"])
+            result = evaluator(model, test, mean, std, accelerator, config)
+            bad = sorted(k for k in result if not k.startswith("test_"))
+            if bad:
+                raise ValueError(f"evaluator metrics must be named test_*, got {bad}")
+            record.update(result)
+            model.train()
         history.append(record)
         if checkpoint is not None and accelerator.is_main_process:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             _atomic_save({"model": accelerator.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                          "epoch": epoch, "history": history, "config": asdict(config), "seed": seed}, checkpoint)
+                          "epoch": epoch, "history": history, "config": asdict(config), "seed": seed,
+                          "criterion": criterion.state_dict() if stateful else None}, checkpoint)
         accelerator.wait_for_everyone()
     if bar is not None:
         bar.close()
 
     last = history[-1]
     return {
-        "metrics": {k: last[k] for k in ("test_acc", "test_loss", "train_loss", "train_acc")},
+        "metrics": {**{k: v for k, v in last.items() if k.startswith("test_")},
+                    "train_loss": last["train_loss"], "train_acc": last["train_acc"]},
         "history": history,
         "wall_time_s": time.perf_counter() - start_wall,
         "train_time_s": train_time,

@@ -92,3 +92,126 @@ def test_non_finite_loss_names_run_epoch_and_step():
 def test_bad_config_is_refused(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{"epochs": 1, field: value})
+
+
+# --- hooks: criterion, sampler, augment, evaluator -------------------------------------------------------------
+
+
+class _CountingCE(nn.Module):
+    """Cross-entropy that counts its calls in a buffer and records the progress values it was given."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+        self.progress = []
+
+    def forward(self, model, x, labels, progress):
+        self.calls += 1
+        self.progress.append(progress)
+        logits = model(x)
+        return nn.functional.cross_entropy(logits, labels), logits
+
+
+def test_default_criterion_equals_an_explicit_cross_entropy_criterion():
+    a = _run(CONFIG)
+    seed_everything(0, threads=1)
+    b = fit(_model(), _data(), _data(32, seed=1), CONFIG, seed=0, progress=False, criterion=_CountingCE())
+    assert a["metrics"] == b["metrics"]
+
+
+def test_criterion_gets_progress_and_its_buffers_survive_resume(tmp_path):
+    whole = _CountingCE()
+    seed_everything(0, threads=1)
+    fit(_model(), _data(), _data(32, seed=1), CONFIG, seed=0, progress=False, criterion=whole)
+    steps = 3 * (64 // 16)
+    assert whole.calls.item() == steps
+    assert whole.progress == [k / steps for k in range(steps)]   # fraction of training done, in [0, 1)
+    seed_everything(0, threads=1)
+    fit(_model(), _data(), _data(32, seed=1), TrainConfig(**{**CONFIG.__dict__}), seed=0, progress=False,
+        criterion=_CountingCE(), run_dir=tmp_path)
+    resumed = _CountingCE()   # a fresh criterion: its count must come back from the checkpoint
+    seed_everything(0, threads=1)
+    fit(_model(), _data(), _data(32, seed=1), CONFIG, seed=0, progress=False, criterion=resumed, run_dir=tmp_path)
+    assert resumed.calls.item() == steps and resumed.progress == []
+
+
+class _ClassZeroSampler:
+    """Draws 32 indices per epoch, only from class 0, with the epoch's generator."""
+
+    def __init__(self, labels):
+        self.pool = torch.nonzero(labels == 0).flatten()
+
+    def __len__(self):
+        return 32
+
+    def __call__(self, generator, epoch):
+        return self.pool[torch.randint(len(self.pool), (32,), generator=generator)]
+
+
+def test_sampler_sets_the_epoch_length_and_the_examples_seen():
+    seen = []
+
+    def augment(images, labels, generator):
+        seen.append(labels.clone())
+        return images, labels
+
+    seed_everything(0, threads=1)
+    out = fit(_model(), _data(), _data(32, seed=1), CONFIG, seed=0, progress=False,
+              sampler=_ClassZeroSampler(_data().labels), augment=augment)
+    assert len(seen) == 3 * (32 // 16)              # steps per epoch come from len(sampler)
+    assert all((labels == 0).all() for labels in seen)
+    assert out["train_images_per_s"] > 0
+
+
+def test_augment_replaces_crop_flip_and_may_change_labels():
+    def relabel(images, labels, generator):
+        return images, torch.zeros_like(labels)
+
+    seed_everything(0, threads=1)
+    out = fit(_model(), _data(), _data(32, seed=1), TrainConfig(epochs=3, batch_size=16, lr=0.5), seed=0,
+              progress=False, augment=relabel)
+    assert out["metrics"]["train_acc"] > 90          # every training label became 0: trivially learnt
+
+
+def test_evaluator_metrics_are_returned_and_must_be_named_test():
+    def evaluator(model, test, mean, std, accelerator, config):
+        return {"test_examples": float(len(test)), "test_acc": 12.5}
+
+    seed_everything(0, threads=1)
+    out = fit(_model(), _data(), _data(32, seed=1), CONFIG, seed=0, progress=False, evaluator=evaluator)
+    assert out["metrics"]["test_examples"] == 32 and out["metrics"]["test_acc"] == 12.5
+    with pytest.raises(ValueError, match=r"named test_\*, got \['miou'\]"):
+        fit(_model(), _data(), _data(32, seed=1), CONFIG, seed=0, progress=False,
+            evaluator=lambda *args: {"miou": 1.0})
+
+
+def test_dense_labels_train_accuracy_ignores_void():
+    """Masks as labels (segmentation): train_acc counts only labels in [0, classes); 255 is void."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8, generator=g)
+    masks = torch.zeros(32, 8, 8, dtype=torch.long)
+    masks[:, :, 4:] = 255                               # half of every mask is void
+
+    class Masks:
+        def __init__(self, images, labels):
+            self.images, self.labels = images, labels
+
+        def __len__(self):
+            return len(self.images)
+
+        def channel_stats(self):
+            return torch.full((3,), 0.5), torch.full((3,), 0.25)
+
+    def criterion(model, x, labels, progress):
+        logits = model(x)
+        return nn.functional.cross_entropy(logits, labels, ignore_index=255), logits
+
+    model = nn.Conv2d(3, 4, 1)
+    nn.init.zeros_(model.weight)
+    with torch.no_grad():
+        model.bias.copy_(torch.tensor([10.0, 0, 0, 0]))   # predicts class 0 everywhere, and stays there
+    seed_everything(0, threads=1)
+    out = fit(model, Masks(images, masks), Masks(images, masks), TrainConfig(epochs=1, batch_size=16, lr=1e-6),
+              seed=0, progress=False, criterion=criterion, augment=lambda i, l, g: (i, l),
+              evaluator=lambda *args: {"test_none": 0.0})
+    assert out["metrics"]["train_acc"] == 100.0       # all non-void pixels right; void pixels not counted
