@@ -1,0 +1,127 @@
+"""cRT, τ-normalisation, LWS and NCM of the decoupling paper (lib/nn/decoupling.py)."""
+import pytest
+import torch
+from torch import nn
+
+from lib.data.longtail import ClassBalancedSampler
+from lib.models.resnet_cifar import ResNetCIFAR
+from lib.nn.decoupling import (
+    FrozenBackboneClassifier,
+    LWSClassifier,
+    NCMClassifier,
+    TauNormClassifier,
+    class_weight_norms,
+    extract_features,
+    select_tau,
+    tau_normalize,
+    train_classifier,
+)
+
+
+def linear(seed=0, d=8, c=5):
+    torch.manual_seed(seed)
+    layer = nn.Linear(d, c)
+    with torch.no_grad():
+        layer.weight.mul_(torch.arange(1, c + 1, dtype=torch.float32)[:, None])   # unequal row norms
+    return layer
+
+
+def test_tau_zero_is_the_original_and_tau_one_gives_unit_rows():
+    w = linear().weight.detach()
+    assert torch.equal(tau_normalize(w, 0), w)
+    assert torch.allclose(class_weight_norms(tau_normalize(w, 1)), torch.ones(5))
+    half = class_weight_norms(tau_normalize(w, 0.5))
+    assert torch.allclose(half, class_weight_norms(w).sqrt(), rtol=1e-5)
+    x = torch.randn(4, 8)
+    assert torch.allclose(TauNormClassifier(w, 0)(x), x @ w.T)
+    with pytest.raises(ValueError, match="tau must be a finite number >= 0, got -1"):
+        tau_normalize(w, -1)
+
+
+def test_select_tau_returns_the_best_of_the_sweep():
+    layer = linear()
+    x = torch.randn(200, 8)
+    y = torch.randint(0, 5, (200,))
+    tau, curve = select_tau(layer.weight.detach(), x, y)
+    assert set(curve) == {round(0.1 * k, 1) for k in range(21)}
+    assert curve[tau] == max(curve.values())
+
+
+def test_lws_with_unit_scales_equals_the_original_classifier_and_trains_only_scales():
+    layer = linear()
+    lws = LWSClassifier(layer)
+    x = torch.randn(6, 8)
+    assert torch.allclose(lws(x), layer(x))
+    assert [n for n, p in lws.named_parameters()] == ["scales"]
+    lws(x).sum().backward()
+    assert lws.scales.grad is not None and lws.weight.grad is None
+    assert torch.allclose(lws.effective_weight(), layer.weight)
+
+
+@pytest.mark.parametrize("distance", ["cosine", "euclidean"])
+@pytest.mark.parametrize("center", [False, True])
+def test_ncm_predicts_the_nearest_mean(distance, center):
+    feats = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [-1.0, 0.05], [-0.9, -0.05]])
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    ncm = NCMClassifier(distance, center=center).fit(feats, labels)
+    queries = torch.tensor([[2.0, 0.1], [0.05, 3.0], [-5.0, 0.0]])
+    assert ncm(queries).argmax(1).tolist() == [0, 1, 2]
+    assert ncm(feats).argmax(1).tolist() == labels.tolist()
+
+
+def test_ncm_errors():
+    with pytest.raises(ValueError, match="unknown NCM distance 'l1'; accepted: cosine, euclidean"):
+        NCMClassifier("l1")
+    with pytest.raises(RuntimeError, match="must be called before"):
+        NCMClassifier()(torch.randn(2, 3))
+    with pytest.raises(ValueError, match=r"none for classes \[2\]"):
+        NCMClassifier().fit(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]), num_classes=3)
+
+
+def test_crt_gradients_do_not_reach_the_frozen_backbone():
+    torch.manual_seed(0)
+    backbone = ResNetCIFAR(depth=8, num_classes=3)
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    model = FrozenBackboneClassifier(backbone, nn.Linear(backbone.feature_dim, 3))
+    model.train()
+    assert not backbone.training and model.head.training
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=5e-4)
+    for _ in range(2):
+        loss = nn.functional.cross_entropy(model(torch.randn(8, 3, 32, 32)), torch.randint(0, 3, (8,)))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert all(p.grad is None for p in backbone.parameters())
+    assert model.head.weight.grad is not None
+    after = backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)   # weights and BN running statistics
+
+
+def test_train_classifier_learns_separable_features_with_balanced_sampling():
+    torch.manual_seed(0)
+    labels = torch.cat([torch.zeros(200), torch.ones(20), torch.full((5,), 2)]).long()
+    centers = torch.tensor([[3.0, 0.0], [0.0, 3.0], [-3.0, -3.0]])
+    feats = centers[labels] + 0.3 * torch.randn(len(labels), 2)
+    head = nn.Linear(2, 3)
+    losses = train_classifier(head, feats, labels, ClassBalancedSampler(labels, num_samples=300), epochs=5,
+                              batch_size=50, lr=0.2, seed=1)
+    assert losses[-1] < losses[0]
+    assert (head(centers).argmax(1) == torch.arange(3)).all()
+
+
+def test_train_classifier_is_deterministic():
+    labels = torch.arange(3).repeat_interleave(10)
+    feats = torch.randn(30, 4, generator=torch.Generator().manual_seed(0))
+    heads = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        head = nn.Linear(4, 3)
+        train_classifier(head, feats, labels, ClassBalancedSampler(labels), epochs=2, batch_size=10, seed=7)
+        heads.append(head.weight.detach())
+    assert torch.equal(*heads)
+
+
+def test_extract_features_shape_and_mode():
+    backbone = ResNetCIFAR(depth=8, num_classes=4).train()
+    out = extract_features(backbone, torch.randn(5, 3, 32, 32), batch_size=2)
+    assert out.shape == (5, backbone.feature_dim) and backbone.training
