@@ -15,6 +15,10 @@ after the depthwise convolution's ReLU6, on the ``t``-times expanded hidden chan
 projection. The same slot is used for SE and CBAM so that only the attention differs between arms. Blocks
 with ``t = 1`` (only the first) have no expansion and, as in ``mbv2_ca.py``, no attention.
 
+The variants of the paper's ablation (Sec. 6.4, Fig. 6) are options: ``bottleneck="relu6"`` (a ReLU6 after
+every projection) and ``residual="classic"`` (the shortcuts moved between the expansions, same layers and
+costs); see ``lib/nn/inverted_residual.py``, where the blocks live.
+
 Deviations from the paper:
 
 * CIFAR adaptation: the stem convolution has stride 1 (2 in the paper) and the first ``c = 160`` block has
@@ -35,7 +39,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn.attention import check_attention_name, create_attention
+from ..nn.attention import check_attention_name
+from ..nn.inverted_residual import ClassicResidual, InvertedResidual, check_bottleneck, conv_bn
+
+RESIDUALS = ("inverted", "classic")
 
 # (t, c, n, s) rows of Table 2 of the paper, with its strides for 224×224 ImageNet inputs (stem stride 2 as well);
 # used by the full-scale recipe and to check parameter and FLOP counts against the paper's tables.
@@ -60,58 +67,49 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return rounded
 
 
-def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
-    """Convolution without bias (the BN shift replaces it), BN, and ReLU6 unless ``act`` is False."""
-    layers = [nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(out_ch)]
-    if act:
-        layers.append(nn.ReLU6(inplace=True))
-    return nn.Sequential(*layers)
-
-
-class InvertedResidual(nn.Module):
-    """Expand (1x1) -> depthwise 3x3 -> attention -> linear project (1x1), with a shortcut when shapes allow."""
-
-    def __init__(self, in_ch: int, out_ch: int, stride: int, expand_ratio: int,
-                 attention: str = "none", attention_kwargs: dict | None = None):
-        super().__init__()
-        if stride not in (1, 2):
-            raise ValueError(f"stride must be 1 or 2, got {stride}")
-        check_attention_name(attention)
-        hidden = int(round(in_ch * expand_ratio))
-        self.hidden_channels = hidden
-        self.use_shortcut = stride == 1 and in_ch == out_ch
-        self.expand = conv_bn(in_ch, hidden, 1) if expand_ratio != 1 else nn.Identity()
-        self.depthwise = conv_bn(hidden, hidden, 3, stride, groups=hidden)
-        slot = attention if expand_ratio != 1 else "none"
-        self.attention = create_attention(slot, hidden, **(attention_kwargs or {}))
-        self.project = conv_bn(hidden, out_ch, 1, act=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.project(self.attention(self.depthwise(self.expand(x))))
-        return x + y if self.use_shortcut else y
-
-
 class MobileNetV2(nn.Module):
-    """MobileNetV2 body of Table 2 at CIFAR strides; ``attention`` names the layer put in every expanding block."""
+    """MobileNetV2 body of Table 2 at CIFAR strides; ``attention`` names the layer put in every expanding block.
+
+    ``bottleneck`` (``"linear"`` or ``"relu6"``) and ``residual`` (``"inverted"`` or ``"classic"``) select the
+    variants of the paper's ablation (Sec. 6.4, Fig. 6; ``lib/nn/inverted_residual.py``); the defaults build
+    the paper's network, and the variants keep its parameter and FLOP counts exactly.
+    """
 
     def __init__(self, num_classes: int = 10, width_mult: float = 0.5, attention: str = "none",
                  attention_kwargs: dict | None = None, in_channels: int = 3, dropout: float = 0.0,
-                 round_nearest: int = 8, strides: str = "cifar"):
+                 round_nearest: int = 8, strides: str = "cifar", bottleneck: str = "linear",
+                 residual: str = "inverted"):
         super().__init__()
         check_attention_name(attention)
+        check_bottleneck(bottleneck)
+        if residual not in RESIDUALS:
+            raise ValueError(f"unknown residual {residual!r}; accepted: {', '.join(RESIDUALS)}")
         settings = {"cifar": (1, CIFAR_SETTING), "imagenet": (2, IMAGENET_SETTING)}
         if strides not in settings:
             raise ValueError(f"unknown strides {strides!r}; accepted: {', '.join(settings)}")
         stem_stride, setting = settings[strides]
         channels = make_divisible(32 * width_mult, round_nearest)
         layers: list[nn.Module] = [conv_bn(in_channels, channels, 3, stride=stem_stride)]
+        blocks = []   # (in, out, stride, t) of every bottleneck, in order
         for t, c, n, s in setting:
             out = make_divisible(c * width_mult, round_nearest)
             for i in range(n):
-                layers.append(InvertedResidual(channels, out, s if i == 0 else 1, t, attention, attention_kwargs))
+                blocks.append((channels, out, s if i == 0 else 1, t))
                 channels = out
         self.feature_dim = make_divisible(1280 * width_mult, round_nearest) if width_mult > 1.0 else 1280
-        layers.append(conv_bn(channels, self.feature_dim, 1))
+        if residual == "inverted":
+            for cin, cout, s, t in blocks:
+                layers.append(InvertedResidual(cin, cout, s, t, attention, attention_kwargs, bottleneck))
+            layers.append(conv_bn(channels, self.feature_dim, 1))
+        else:
+            # The same layers regrouped: block k = depthwise_k, attention_k, project_k, expansion_{k+1}
+            # (the final 1x1 convolution after the last block), so the shortcuts join expanded tensors.
+            wide = [int(round(cin * t)) for cin, _, _, t in blocks] + [self.feature_dim]
+            if blocks[0][3] != 1:
+                layers.append(conv_bn(blocks[0][0], wide[0], 1))
+            for k, (_, cout, s, t) in enumerate(blocks):
+                layers.append(ClassicResidual(wide[k], cout, wide[k + 1], s, attention, attention_kwargs,
+                                              bottleneck, use_attention=t != 1))
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
