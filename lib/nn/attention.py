@@ -1,4 +1,4 @@
-"""Attention layers by name: ``"none"``, ``"se"``, ``"cbam"``, ``"ca"``, so that a config string picks the arm.
+"""Attention layers by name (``"none"``, ``"se"``, ``"cbam"``, ``"ca"``, ``"triplet"``): a config string picks the arm.
 
 Every layer takes ``channels`` as its first positional argument and its options as keywords, maps
 ``(N, C, H, W)`` to ``(N, C, H, W)``, and has a closed-form parameter count (``attention_params``).
@@ -6,7 +6,8 @@ Every layer takes ``channels`` as its first positional argument and its options 
 
 * ``"se"``: Squeeze-and-Excitation, Hu et al., arXiv:1709.01507 (``squeeze_excite.py``);
 * ``"cbam"``: CBAM, Woo et al., arXiv:1807.06521 (``cbam.py``);
-* ``"ca"``: coordinate attention, Hou et al., arXiv:2103.02907 (``coord_attention.py``).
+* ``"ca"``: coordinate attention, Hou et al., arXiv:2103.02907 (``coord_attention.py``);
+* ``"triplet"``: triplet attention, Misra et al., arXiv:2010.03045 (``triplet_attention.py``).
 """
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from torch import nn
 from .cbam import CBAM, cbam_params
 from .coord_attention import CoordAttention, coord_attention_params
 from .squeeze_excite import SqueezeExcite, se_params
+from .triplet_attention import TripletAttention, triplet_attention_params
 
 ATTENTION_LAYERS: dict[str, type[nn.Module]] = {
     "none": nn.Identity,
     "se": SqueezeExcite,
     "cbam": CBAM,
     "ca": CoordAttention,
+    "triplet": TripletAttention,
 }
 
 _PARAM_COUNTS = {
@@ -28,6 +31,7 @@ _PARAM_COUNTS = {
     "se": se_params,
     "cbam": cbam_params,
     "ca": coord_attention_params,
+    "triplet": triplet_attention_params,
 }
 
 

@@ -1,0 +1,113 @@
+"""A shared bench: reuse another chapter's committed runs only after proving it is the same experiment.
+
+A chapter that adds one arm to a bench another chapter already trained (same backbone, data, recipe and
+seeds) trains its new arm and the shared control, then compares against the committed results in three steps:
+
+1. ``same_setup``: the resolved parameters are equal except ``arms`` (and the record of overrides), and the
+   data files and subset indices have the same sha256 digests;
+2. ``same_control``: the freshly trained runs of the shared arm(s) are bit-identical, seed by seed, to the
+   committed ones (``test_acc`` and ``train_loss`` compared with ``==``). On the same CPU and thread count
+   the book's runs are deterministic, so equality shows that code, data order and augmentation draws are
+   the same; on another machine the bits differ and the check fails, and the chapter trains the arms itself;
+3. ``borrow``: only then the reference's records of the other arms are returned, marked with
+   ``borrowed_from`` (chapter and commit), to be paired with the new runs by seed.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+from dataclasses import dataclass, field
+
+from .store import REPO_ROOT
+
+IGNORED_PARAMETERS = ("arms", "overrides")
+COMPARED_METRICS = ("test_acc", "train_loss")
+
+
+@dataclass
+class BenchCheck:
+    """Outcome of one comparison: ``ok`` and, when not, the reasons (each naming the value that differs)."""
+
+    name: str
+    ok: bool
+    reasons: list[str] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'identical' if self.ok else 'DIFFERENT'}" + "".join(f"\n  - {r}" for r in self.reasons)
+
+
+def committed_results(slug: str, scale: str = "reduced", root: pathlib.Path = REPO_ROOT) -> dict:
+    """The committed ``papers/<slug>/results/<scale>.json`` (never the nightly redirect of ``Chapter``)."""
+    path = root / "papers" / slug / "results" / f"{scale}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no committed results for chapter {slug!r} at scale {scale!r}: {path}")
+    return json.loads(path.read_text())
+
+
+def bench_parameters(parameters: dict) -> dict:
+    """The parameters that define the bench: everything except the arms trained (and the overrides record)."""
+    return {k: v for k, v in parameters.items() if k not in IGNORED_PARAMETERS}
+
+
+def same_setup(parameters: dict, data: dict, reference: dict) -> BenchCheck:
+    """Step 1: parameters equal except ``arms``; data files and subset indices with the same digests.
+
+    ``parameters`` is ``Parameters.as_dict()``, ``data`` the ``{dataset: {split: source}}`` given to
+    ``Chapter.report``; ``reference`` a results dict (``committed_results``).
+    """
+    reasons = []
+    mine, theirs = bench_parameters(parameters), bench_parameters(reference["parameters"])
+    for key in sorted(set(mine) | set(theirs)):
+        if mine.get(key, "<absent>") != theirs.get(key, "<absent>"):
+            reasons.append(f"parameter {key}: {mine.get(key, '<absent>')!r} here, "
+                           f"{theirs.get(key, '<absent>')!r} in {reference['chapter']}")
+    digests = ("files_sha256", "indices_sha256", "rows")
+    for dataset in sorted(set(data) | set(reference.get("data", {}))):
+        for split in sorted(set(data.get(dataset, {})) | set(reference.get("data", {}).get(dataset, {}))):
+            a = data.get(dataset, {}).get(split, {})
+            b = reference.get("data", {}).get(dataset, {}).get(split, {})
+            for key in digests:
+                if a.get(key) != b.get(key):
+                    reasons.append(f"data {dataset}/{split} {key}: {a.get(key)!r} here, {b.get(key)!r} in "
+                                   f"{reference['chapter']}")
+    return BenchCheck("same setup (parameters except arms, data digests)", not reasons, reasons)
+
+
+def same_control(runs: list[dict], reference: dict, arms: list[str] | tuple[str, ...] = ("none",),
+                 metrics: tuple[str, ...] = COMPARED_METRICS) -> BenchCheck:
+    """Step 2: every fresh run of ``arms`` equals the reference's run of the same arm and seed on ``metrics``."""
+    theirs = {(r["arm"], r["seed"]): r for r in reference["runs"] if r.get("status", "ok") == "ok"}
+    reasons, compared = [], 0
+    for run in runs:
+        if run["arm"] not in arms:
+            continue
+        key = (run["arm"], run["seed"])
+        if run.get("status", "ok") != "ok":
+            reasons.append(f"{run['arm']} seed {run['seed']}: failed here")
+            continue
+        if key not in theirs:
+            reasons.append(f"{run['arm']} seed {run['seed']}: no such run in {reference['chapter']}")
+            continue
+        for metric in metrics:
+            a, b = run["metrics"][metric], theirs[key]["metrics"][metric]
+            if a != b:
+                reasons.append(f"{run['arm']} seed {run['seed']} {metric}: {a!r} here, {b!r} in {reference['chapter']}")
+        compared += 1
+    if compared == 0 and not reasons:
+        reasons.append(f"no runs of {list(arms)} to compare")
+    return BenchCheck(f"same control ({', '.join(arms)} runs bit-identical on {', '.join(metrics)})", not reasons,
+                      reasons, {"runs_compared": compared})
+
+
+def borrow(reference: dict, arms: list[str], seeds: list[int]) -> list[dict]:
+    """Step 3: the reference's successful records of ``arms`` for ``seeds``, copied and marked ``borrowed_from``.
+
+    Raises ``KeyError`` naming the missing (arm, seed) pairs, so that pairing never silently drops a seed.
+    """
+    theirs = {(r["arm"], r["seed"]): r for r in reference["runs"] if r.get("status", "ok") == "ok"}
+    missing = [(a, s) for a in arms for s in seeds if (a, s) not in theirs]
+    if missing:
+        raise KeyError(f"{reference['chapter']} has no successful runs for {missing}")
+    origin = {"chapter": reference["chapter"], "scale": reference["scale"], "commit": reference.get("git_commit")}
+    return [{**theirs[a, s], "borrowed_from": origin} for s in seeds for a in arms]
