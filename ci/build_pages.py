@@ -2,7 +2,9 @@
 
 * ``book/datasets.md`` from the data cards in ``data_cards/``;
 * ``book/results.md``, the results dashboard, from ``papers/catalogue.yaml`` and every
-  ``papers/<slug>/results/*.json``.
+  ``papers/<slug>/results/*.json``;
+* ``book/attention-bench.md`` and ``book/attention-bench.png``, the attention bench: every arm trained on the
+  coordinate attention chapter's reduced setting, by any chapter, with accuracy and costs.
 
 Usage: ``python ci/build_pages.py [--root REPO_ROOT]``. The output is deterministic: the same inputs
 give byte-identical pages.
@@ -32,8 +34,11 @@ TIERS = {
 
 def _cards_module():
     """``lib/data/cards.py`` of this repository, loaded by path (keeps the package's heavy imports out)."""
-    path = ROOT / "lib" / "data" / "cards.py"
-    spec = importlib.util.spec_from_file_location("_book_data_cards", path)
+    return _module_by_path("_book_data_cards", ROOT / "lib" / "data" / "cards.py")
+
+
+def _module_by_path(name: str, path: pathlib.Path):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look the module up while building the class
     spec.loader.exec_module(module)
@@ -261,13 +266,168 @@ def build_results_page(root: str | pathlib.Path = ROOT) -> str:
     return "\n".join(parts)
 
 
+# --------------------------------------------------------------------------------------------
+# attention bench
+# --------------------------------------------------------------------------------------------
+
+BENCH_ANCHOR = "coord-attention"          # the chapter whose reduced setting defines the attention bench
+BENCH_IGNORED = ("arms", "overrides")     # parameters that may differ between chapters of one bench
+BENCH_FIGURE = "attention-bench.png"
+
+
+def _bench_key(result: dict) -> dict:
+    return {k: v for k, v in (result.get("parameters") or {}).items() if k not in BENCH_IGNORED}
+
+
+def bench_members(results: list[dict], anchor: str = BENCH_ANCHOR) -> list[dict]:
+    """The anchor's newest reduced result, then every other chapter's newest reduced result whose parameters
+    equal the anchor's except ``arms`` (same data, subset sizes, network width, recipe, seeds)."""
+    chosen = _latest_per_chapter([r for r in results if r.get("scale") == DASHBOARD_SCALE])
+    if anchor not in chosen:
+        return []
+    key = _bench_key(chosen[anchor])
+    others = [r for slug, r in chosen.items() if slug != anchor and _bench_key(r) == key]
+    return [chosen[anchor], *others]
+
+
+def bench_arms(members: list[dict]) -> list[dict]:
+    """One row per arm: the runs of the chapter that trained it (the anchor first; records marked
+    ``borrowed_from`` are never counted twice), its accuracy over seeds and the costs that chapter measured."""
+    stats_mod = _module_by_path("_book_repro_stats", ROOT / "lib" / "repro" / "stats.py")
+    rows, seen = [], set()
+    for r in members:
+        own = [run for run in r.get("runs") or [] if "borrowed_from" not in run and run.get("status", "ok") == "ok"]
+        order = list((r.get("parameters") or {}).get("arms") or []) + sorted({run["arm"] for run in own})
+        for arm in dict.fromkeys(order):
+            runs = [run for run in own if run["arm"] == arm]
+            if arm in seen or not runs:
+                continue
+            seen.add(arm)
+            values = [float(run["metrics"]["test_acc"]) for run in sorted(runs, key=lambda x: x["seed"])]
+            mean, low, high = stats_mod.mean_ci(values)
+            cost = (r.get("costs") or {}).get(arm) or {}
+            rows.append({"arm": arm, "chapter": r["_slug"], "file": r["_file"], "seeds": len(values),
+                         "mean": mean, "low": low, "high": high, "params": cost.get("params"),
+                         "flops": cost.get("flops"), "latency_ms": cost.get("latency_ms")})
+    return rows
+
+
+def _bench_figure(rows: list[dict], path: pathlib.Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, key, scale, label in ((axes[0], "params", 1e3, "parameters (thousands)"),
+                                  (axes[1], "flops", 2e6, "multiply-adds per 32×32 image (millions)")):
+        for row in rows:
+            if row[key] is None:
+                continue
+            x = row[key] / scale
+            err = [[row["mean"] - row["low"]], [row["high"] - row["mean"]]] if row["low"] == row["low"] else None
+            ax.errorbar([x], [row["mean"]], yerr=err, fmt="o", capsize=4, color="black" if row["arm"] == "none" else None)
+            ax.annotate(row["arm"], (x, row["mean"]), textcoords="offset points", xytext=(6, 4), fontsize=9)
+        ax.set_xlabel(label)
+        ax.margins(x=0.15)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy (%), mean ± 95% CI")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
+def build_attention_bench_page(root: str | pathlib.Path = ROOT, figure: pathlib.Path | None = None) -> str:
+    """Markdown of ``book/attention-bench.md``; draws the accuracy-vs-cost figure at ``figure`` if given."""
+    root = pathlib.Path(root)
+    members = bench_members(load_results(root))
+    titles = {str(e["id"]): str(e.get("title") or e["id"]) for e in load_catalogue(root)}
+    parts = [
+        "# Attention bench",
+        "",
+        "Attention blocks compared on one bench: the same backbone, data subset, recipe and seeds, whichever "
+        "chapter trained them. Every number on this page is read from the chapters' results files "
+        "`papers/<chapter>/results/reduced.json`.",
+        "",
+    ]
+    if not members:
+        parts += [f"No results yet: the `{BENCH_ANCHOR}` chapter has no results file at the `{DASHBOARD_SCALE}` "
+                  "scale.", ""]
+        return "\n".join(parts)
+    anchor = members[0]
+    p = anchor.get("parameters") or {}
+    parts += [
+        "## Which runs belong to the bench",
+        "",
+        f"The bench is defined by the `{DASHBOARD_SCALE}` setting of the {_chapter_link(root, BENCH_ANCHOR, titles.get(BENCH_ANCHOR, BENCH_ANCHOR))} "
+        f"chapter: {cell(p.get('dataset'))}, {cell(p.get('train_per_class'))} training and "
+        f"{cell(p.get('test_per_class'))} test images per class, MobileNetV2 of width {cell(p.get('width_mult'))}, "
+        f"{cell(p.get('epochs'))} epochs, {cell(p.get('seeds'))} seeds. A chapter belongs to the bench when its "
+        "results file records exactly these parameters except the list of arms; the list is derived from the "
+        "results files, not written here. Each arm is taken from the chapter that trained it (the "
+        f"`{BENCH_ANCHOR}` chapter first); runs a chapter borrowed from another (marked `borrowed_from`) are "
+        "not counted twice. Seeds fix the initial weights, data order and augmentation draws identically across "
+        "arms, so arms from different chapters are paired like arms of one chapter; a chapter that borrows runs "
+        "checks first that its own plain runs are bit-identical to the committed ones (the check's outcome is "
+        "listed below).",
+        "",
+    ]
+    rows = bench_arms(members)
+    link = {r["_slug"]: _chapter_link(root, r["_slug"], titles.get(r["_slug"], r["_slug"])) for r in members}
+    table_rows = []
+    for row in rows:
+        ci = f"[{row['low']:.2f}, {row['high']:.2f}]" if row["low"] == row["low"] else "n/a"
+        table_rows.append([
+            f"`{row['arm']}`", f"{row['mean']:.2f}", ci, row["seeds"],
+            f"{row['params']:,}" if row["params"] is not None else None,
+            f"{row['flops'] / 2e6:.2f}" if row["flops"] is not None else None,
+            f"{row['latency_ms']:.1f}" if row["latency_ms"] is not None else None,
+            link[row["chapter"]]])
+    parts += [
+        "## Accuracy and cost",
+        "",
+        table(["arm", "test accuracy (%)", "95% CI", "seeds", "params", "MAdds (M)", "CPU latency (ms)", "trained by"],
+              table_rows),
+        "",
+        "Test accuracy: mean over seeds with the two-sided 95 % t-interval. MAdds = FLOPs / 2 as counted by "
+        "`torch.utils.flop_counter` (convolutions and matrix products) for one 32×32 image. CPU latency: median "
+        "of 30 forward passes of one image on one thread, measured by the chapter that trained the arm, so arms "
+        "from different chapters were timed in different sessions. Per-claim tests (paired, one-sided) are in "
+        "the chapters.",
+        "",
+    ]
+    if figure is not None:
+        title = (f"{p.get('dataset')}, MobileNetV2-{p.get('width_mult')}, {p.get('epochs')} epochs, "
+                 f"{p.get('seeds')} seeds")
+        _bench_figure(rows, pathlib.Path(figure), title)
+        parts += [f"![Test accuracy against parameters and multiply-adds, one point per arm]({pathlib.Path(figure).name})",
+                  ""]
+    parts += ["## Sources", ""]
+    source_rows = []
+    for r in members:
+        own = sorted({run["arm"] for run in r.get("runs") or [] if "borrowed_from" not in run})
+        borrowed = sorted({run["arm"] for run in r.get("runs") or [] if "borrowed_from" in run})
+        checks = (r.get("bench") or {}).get("checks") or []
+        check = ("; ".join(f"{c.get('name')}: {'passed' if c.get('ok') else 'failed'}" for c in checks)
+                 if checks else None)
+        source_rows.append([link[r["_slug"]], f"`{r['_file']}`", ", ".join(own) or None, ", ".join(borrowed) or None,
+                            check, f"`{str(r.get('git_commit') or '')[:10]}`" if r.get("git_commit") else None])
+    parts += [table(["chapter", "results file", "arms trained", "arms borrowed", "bench check", "commit"],
+                    source_rows), ""]
+    return "\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=pathlib.Path, default=ROOT, help="repository root (default: this checkout)")
     args = parser.parse_args(argv)
     book = args.root / "book"
     book.mkdir(parents=True, exist_ok=True)
-    for name, text in (("datasets.md", build_datasets_page(args.root)), ("results.md", build_results_page(args.root))):
+    pages = (("datasets.md", build_datasets_page(args.root)), ("results.md", build_results_page(args.root)),
+             ("attention-bench.md", build_attention_bench_page(args.root, book / BENCH_FIGURE)))
+    for name, text in pages:
         (book / name).write_text(text, encoding="utf-8")
         print(f"wrote {book / name}")
     return 0

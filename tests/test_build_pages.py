@@ -141,3 +141,84 @@ def test_cli_writes_both_pages(tree):
     assert bp.main(["--root", str(tree)]) == 0
     assert (tree / "book" / "datasets.md").read_text().startswith("# Datasets")
     assert (tree / "book" / "results.md").read_text().startswith("# Results dashboard")
+
+
+# --- attention bench page ---------------------------------------------------------------------------------
+
+BENCH_PARAMS = {"scale": "reduced", "seeds": 3, "threads": None, "dataset": "cifar10", "train_per_class": 450,
+                "test_per_class": 500, "width_mult": 0.5, "epochs": 4, "batch_size": 128, "overrides": {}}
+
+
+def _runs(arm, accs, borrowed=None):
+    out = []
+    for seed, acc in enumerate(accs):
+        run = {"arm": arm, "seed": seed, "status": "ok", "metrics": {"test_acc": acc, "train_loss": 1.0}}
+        if borrowed:
+            run["borrowed_from"] = {"chapter": borrowed}
+        out.append(run)
+    return out
+
+
+def _costs(*arms):
+    return {a: {"params": 1000 + 100 * i, "flops": 2_000_000 * (i + 1), "latency_ms": 1.5 + i}
+            for i, a in enumerate(arms)}
+
+
+@pytest.fixture
+def bench_tree(tmp_path):
+    (tmp_path / "papers").mkdir()
+    (tmp_path / "papers" / "catalogue.yaml").write_text(yaml.safe_dump([
+        {"id": "coord-attention", "title": "Coordinate Attention"}, {"id": "triplet-attention", "title": "Triplet"},
+        {"id": "other-bench", "title": "Other"}]))
+
+    def write(slug, params, runs, costs, **extra):
+        d = tmp_path / "papers" / slug / "results"
+        d.mkdir(parents=True)
+        (d.parent / f"{slug}.ipynb").write_text("{}")
+        (d / "reduced.json").write_text(json.dumps({"chapter": slug, "scale": "reduced", "created": "2026-01-01",
+                                                    "git_commit": "0123456789abcdef", "parameters": params,
+                                                    "runs": runs, "costs": costs, "claims": [], **extra}))
+
+    write("coord-attention", {**BENCH_PARAMS, "arms": ["none", "se"]},
+          _runs("none", [30.0, 31.0, 32.0]) + _runs("se", [29.0, 29.0, 29.0]), _costs("none", "se"))
+    # same bench, other arms: trains triplet and none, borrows se; costs of its own measurement
+    write("triplet-attention", {**BENCH_PARAMS, "arms": ["triplet", "none"]},
+          _runs("triplet", [33.0, 35.0, 37.0]) + _runs("none", [30.0, 31.0, 32.0])
+          + _runs("se", [29.0, 29.0, 29.0], borrowed="coord-attention"),
+          {"triplet": {"params": 1300, "flops": 9_000_000, "latency_ms": 4.25}, **_costs("none", "se")},
+          bench={"checks": [{"name": "same setup", "ok": True}, {"name": "same control", "ok": True}]})
+    # another setting (more epochs): not on this bench
+    write("other-bench", {**BENCH_PARAMS, "epochs": 30, "arms": ["eca"]}, _runs("eca", [50.0, 51.0, 52.0]),
+          _costs("eca"))
+    return tmp_path
+
+
+def test_attention_bench_members_and_arms(bench_tree):
+    page = bp.build_attention_bench_page(bench_tree, bench_tree / "book" / "attention-bench.png")
+    assert page.startswith("# Attention bench")
+    arm_rows = [line for line in page.splitlines() if line.startswith("| `")]
+    assert [line.split(" | ")[0] for line in arm_rows] == ["| `none`", "| `se`", "| `triplet`"]   # no eca
+    assert "eca" not in page and "Other" not in page
+    none = _table_row(page, "`none`").split(" | ")
+    assert none[1:4] == ["31.00", "[28.52, 33.48]", "3"]            # mean ± t(0.975, 2) * 1 / sqrt(3)
+    assert none[-1].startswith("[Coordinate Attention]")          # the anchor's runs, not the borrower's copy
+    triplet = _table_row(page, "`triplet`").split(" | ")
+    assert triplet[1] == "35.00" and triplet[4:7] == ["1,300", "4.50", "4.2"]
+    assert "[Triplet]" in triplet[-1]
+    sources = _table_row(page, "[Triplet](../papers/triplet-attention/triplet-attention.ipynb)").split(" | ")
+    assert sources[2:5] == ["none, triplet", "se", "same setup: passed; same control: passed"]
+    assert "![" in page and (bench_tree / "book" / "attention-bench.png").stat().st_size > 1000
+
+
+def test_attention_bench_without_anchor_and_deterministic(bench_tree, tmp_path_factory):
+    assert bp.build_attention_bench_page(bench_tree) == bp.build_attention_bench_page(bench_tree)
+    empty = tmp_path_factory.mktemp("empty")
+    (empty / "papers").mkdir()
+    page = bp.build_attention_bench_page(empty, empty / "book" / "x.png")
+    assert "No results yet" in page and not (empty / "book" / "x.png").exists()
+
+
+def test_cli_writes_attention_bench(bench_tree):
+    assert bp.main(["--root", str(bench_tree)]) == 0
+    assert (bench_tree / "book" / "attention-bench.md").read_text().startswith("# Attention bench")
+    assert (bench_tree / "book" / "attention-bench.png").is_file()
