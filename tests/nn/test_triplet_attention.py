@@ -162,11 +162,16 @@ def test_paper_rotation_equals_code_transposition():
     x = torch.randn(2, 6, 5, 7)
     with torch.no_grad():
         y1, y2, _ = layer.branches(x)
-        for k in (1, -1):   # anticlockwise or clockwise: the same
-            r1 = torch.rot90(x, k, dims=(1, 2))               # H to the front, its order reversed for k = 1
-            torch.testing.assert_close(torch.rot90(r1 * layer.cw.gate(r1), -k, dims=(1, 2)), y1)
-            r2 = torch.rot90(x, k, dims=(1, 3))
-            torch.testing.assert_close(torch.rot90(r2 * layer.hc.gate(r2), -k, dims=(1, 3)), y2)
+        r1 = torch.rot90(x, 1, dims=(1, 2))      # anticlockwise: H to the front, its order reversed
+        torch.testing.assert_close(torch.rot90(r1 * layer.cw.gate(r1), -1, dims=(1, 2)), y1)
+        r2 = torch.rot90(x, 1, dims=(1, 3))
+        torch.testing.assert_close(torch.rot90(r2 * layer.hc.gate(r2), -1, dims=(1, 3)), y2)
+        # clockwise, the flip lands on C instead, which the gate's convolution does see: the same branch
+        # then needs the kernel mirrored along C, and the unmirrored one gives another function
+        r1 = torch.rot90(x, -1, dims=(1, 2))
+        assert not torch.allclose(torch.rot90(r1 * layer.cw.gate(r1), 1, dims=(1, 2)), y1)
+        layer.cw.conv.weight.copy_(layer.cw.conv.weight.flip(2))
+        torch.testing.assert_close(torch.rot90(r1 * layer.cw.gate(r1), 1, dims=(1, 2)), y1)
 
 
 def test_branches_swap_under_transposition_of_h_and_w():
