@@ -58,6 +58,9 @@ def main() -> int:
     for name, value in args.parameter:
         params[name] = int(value) if value.lstrip("-").isdigit() else value
     tick = time.perf_counter()
+    # a non-interactive MPLBACKEND (Agg, as CI sets it) overrides the kernel's inline backend, and the
+    # executed notebook - the book's reference outputs - would lose every figure
+    os.environ.pop("MPLBACKEND", None)
     if args.procs == 1:
         papermill.execute_notebook(str(source), str(target), parameters=params, cwd=str(source.parent),
                                    kernel_name="python3", progress_bar=sys.stderr.isatty())
