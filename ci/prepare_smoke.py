@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "_build" / "smoke"))
     parser.add_argument("--only", nargs="*", help="chapter slugs (default: all)")
     args = parser.parse_args()
-    out = pathlib.Path(args.out)
+    out = pathlib.Path(args.out).resolve()
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     chapters = sorted(p for p in (ROOT / "papers").glob("*/*.ipynb") if p.stem == p.parent.name)
@@ -34,7 +34,7 @@ def main() -> None:
         nb = nbformat.read(path, as_version=4)
         nb = parameterize_notebook(nb, {"scale": "smoke"})
         nbformat.write(nb, out / path.name)
-        print(f"prepared {path.relative_to(ROOT)} -> {(out / path.name).relative_to(ROOT)}")
+        print(f"prepared {path.relative_to(ROOT)} -> {out / path.name}")
     sanitize = (ROOT / "ci/nbval/common.cfg").read_text() + "\n" + (ROOT / "ci/nbval/smoke.cfg").read_text()
     (out / "sanitize.cfg").write_text(sanitize)
 
