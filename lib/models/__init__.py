@@ -1,6 +1,8 @@
-"""Small backbones sized for 32×32 inputs, written in plain torch."""
+"""Small backbones written in plain torch: CIFAR-sized classifiers and a small segmentation network."""
 from .mobilenetv2 import CIFAR_SETTING, IMAGENET_SETTING, InvertedResidual, MobileNetV2, make_divisible
 from .resnet_cifar import BasicBlock, ResNetCIFAR
+from .mobilenext import MobileNeXt
+from .segmentation import SegmentationNet
 
 __all__ = ["CIFAR_SETTING", "IMAGENET_SETTING", "InvertedResidual", "MobileNetV2", "make_divisible", "BasicBlock",
-           "ResNetCIFAR"]
+           "ResNetCIFAR", "MobileNeXt", "SegmentationNet"]

@@ -1,11 +1,22 @@
-"""Reusable layers: the attention blocks compared in the book and a factory that builds them by name."""
+"""Reusable layers, one file per mechanism: attention blocks and their factory, mobile blocks, context modules for
+dense prediction, graph layers, classifier re-balancing."""
 from .attention import ATTENTION_LAYERS, attention_names, attention_params, check_attention_name, create_attention
 from .cbam import CBAM, cbam_params
 from .coord_attention import CoordAttention, coord_attention_params
 from .squeeze_excite import SqueezeExcite, se_params
 from .triplet_attention import TripletAttention, triplet_attention_params
+from .inverted_residual import ClassicResidual, InvertedResidual
+from .sandglass import SandglassBlock
+from .strip_pooling import MixedPoolingModule, StripPoolingModule
+from .pyramid_pooling import PyramidPooling
+from .gcn import GCN
+from .dagnn import DAGNN
+from .decoupling import FrozenBackboneClassifier, LWSClassifier, NCMClassifier, TauNormClassifier
 
 __all__ = [
+    "ClassicResidual", "InvertedResidual", "SandglassBlock", "MixedPoolingModule", "StripPoolingModule",
+    "PyramidPooling", "GCN", "DAGNN", "FrozenBackboneClassifier", "LWSClassifier", "NCMClassifier",
+    "TauNormClassifier",
     "ATTENTION_LAYERS",
     "CBAM",
     "CoordAttention",
