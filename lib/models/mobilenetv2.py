@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from ..nn.attention import check_attention_name
-from ..nn.inverted_residual import ClassicResidual, InvertedResidual, check_bottleneck, conv_bn
+from ..nn.inverted_residual import ClassicResidual, InvertedResidual, check_bottleneck, conv_bn, make_divisible
 
 RESIDUALS = ("inverted", "classic")
 
@@ -57,14 +57,6 @@ IMAGENET_SETTING = (
 )
 # The CIFAR strides: the same rows with s = 1 for the c = 160 row (and stem stride 1, see MobileNetV2).
 CIFAR_SETTING = tuple((t, c, n, 1 if c == 160 else s) for t, c, n, s in IMAGENET_SETTING)
-
-
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """``value`` rounded to the nearest multiple of ``divisor``, at least ``divisor``, at most 10% lower."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return rounded
 
 
 class MobileNetV2(nn.Module):

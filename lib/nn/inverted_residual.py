@@ -39,6 +39,14 @@ from .attention import check_attention_name, create_attention
 BOTTLENECKS = ("linear", "relu6")
 
 
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor``, at least ``divisor``, at most 10% lower."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
 def check_bottleneck(bottleneck: str) -> None:
     """Raise ``ValueError`` naming ``bottleneck`` and the accepted names unless it is one of them."""
     if bottleneck not in BOTTLENECKS:
@@ -118,4 +126,4 @@ def inverted_residual_params(in_ch: int, out_ch: int, expand_ratio: int) -> int:
 
 
 __all__ = ["BOTTLENECKS", "ClassicResidual", "InvertedResidual", "check_bottleneck", "conv_bn",
-           "inverted_residual_params"]
+           "inverted_residual_params", "make_divisible"]

@@ -33,15 +33,9 @@ import math
 import torch
 from torch import nn
 
+from .inverted_residual import make_divisible
+
 LAYOUTS = ("auto", "full", "reduce", "pointwise")
-
-
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """``value`` rounded to the nearest multiple of ``divisor``, at least ``divisor``, at most 10% lower."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return rounded
 
 
 def bottleneck_width(in_ch: int, out_ch: int, reduction: int) -> int:

@@ -16,7 +16,7 @@ from lib.nn import (
     se_params,
 )
 
-NAMES = ["none", "se", "cbam", "ca"]
+NAMES = ["none", "se", "cbam", "ca", "triplet"]
 SHAPES = [(2, 16, 8, 8), (2, 32, 7, 5), (3, 24, 1, 9), (2, 64, 4, 4), (2, 8, 5, 3)]
 
 
@@ -271,7 +271,7 @@ def test_factory_round_trip(name):
 
 
 def test_factory_names():
-    assert attention_names() == ["ca", "cbam", "none", "se"]
+    assert attention_names() == ["ca", "cbam", "none", "se", "triplet"]
     assert set(ATTENTION_LAYERS) == set(NAMES)
     assert ATTENTION_LAYERS["none"] is nn.Identity
 
