@@ -29,82 +29,10 @@ and ``SMV_G = mean_i SMV_i``. A lower value means smoother (more alike) node rep
 """
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import nn
 
-
-# PyTorch flags its CSR kernels as beta on every first use; the book relies on the tested subset only.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-
-
-def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    if not training or p == 0.0:
-        return x
-    # on a sparse input, dropping stored entries is dropout on the dense matrix (dropped zeros stay zero)
-    if x.layout == torch.sparse_csr:
-        return torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(), nn.functional.dropout(x.values(), p, True),
-                                       x.shape, check_invariants=False)
-    if x.is_sparse:
-        x = x.coalesce()
-        return torch.sparse_coo_tensor(x.indices(), nn.functional.dropout(x.values(), p, True), x.shape,
-                                       check_invariants=False)
-    return nn.functional.dropout(x, p, True)
-
-
-class _CsrLinear(torch.autograd.Function):
-    """``X @ W`` for a sparse CSR ``X`` (no gradient to ``X``); the backward ``X^T @ grad`` uses a transposed
-    copy of ``X`` built from a cached permutation, instead of PyTorch's generic per-call conversion."""
-
-    @staticmethod
-    def forward(ctx, x, weight, transpose):
-        ctx.x_t = transpose(x) if ctx.needs_input_grad[1] else None
-        return x @ weight
-
-    @staticmethod
-    def backward(ctx, grad):
-        return None, ctx.x_t @ grad, None
-
-
-class _CsrTranspose:
-    """Transposes CSR matrices that share one sparsity structure (dropout changes only the values)."""
-
-    def __init__(self):
-        self.key = None
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        crow, col = x.crow_indices(), x.col_indices()
-        key = (crow.data_ptr(), col.data_ptr(), tuple(x.shape), col.numel())
-        if key != self.key:
-            n, f = x.shape
-            row = torch.repeat_interleave(torch.arange(n, device=col.device), crow.diff())
-            self.perm = torch.argsort(col * n + row)
-            self.rows = row[self.perm]
-            self.ccol = torch.zeros(f + 1, dtype=crow.dtype, device=col.device)
-            self.ccol[1:] = torch.bincount(col, minlength=f).cumsum(0)
-            self.key = key
-        return torch.sparse_csr_tensor(self.ccol, self.rows, x.values()[self.perm], (x.shape[1], x.shape[0]),
-                                       check_invariants=False)
-
-
-class _SymmetricPropagate(torch.autograd.Function):
-    """``Â @ Z`` for a symmetric sparse CSR ``Â``; the backward pass is ``Â @ grad`` (no transpose to build)."""
-
-    @staticmethod
-    def forward(ctx, adjacency, z):
-        ctx.adjacency = adjacency
-        return adjacency @ z
-
-    @staticmethod
-    def backward(ctx, grad):
-        return None, ctx.adjacency @ grad
-
-
-def _propagate(adjacency: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    if adjacency.layout == torch.sparse_csr:
-        return _SymmetricPropagate.apply(adjacency, z)
-    return torch.sparse.mm(adjacency, z)
+from .gcn import _CsrTranspose, matmul, propagate, sparse_aware_dropout
 
 
 def dagnn_params(in_features: int, hidden: int, num_classes: int) -> int:
@@ -133,11 +61,9 @@ class DAGNN(nn.Module):
 
     def transform(self, features: torch.Tensor) -> torch.Tensor:
         """``Z = MLP(X)`` (N, c)."""
-        x = _dropout(features, self.dropout, self.training)
-        if x.layout == torch.sparse_csr:
-            x = _CsrLinear.apply(x, self.lin1.weight.t(), self._transpose) + self.lin1.bias
-        elif x.is_sparse:
-            x = torch.sparse.mm(x, self.lin1.weight.t()) + self.lin1.bias
+        x = sparse_aware_dropout(features, self.dropout, self.training)
+        if x.layout == torch.sparse_csr or x.is_sparse:
+            x = matmul(x, self.lin1.weight.t(), self._transpose) + self.lin1.bias
         else:
             x = self.lin1(x)
         x = nn.functional.dropout(torch.relu(x), self.dropout, self.training)
@@ -147,7 +73,7 @@ class DAGNN(nn.Module):
         """``H`` = [Z, ÂZ, ..., Â^K Z] stacked as (N, K+1, c)."""
         h = [self.transform(features)]
         for _ in range(self.k):
-            h.append(_propagate(adjacency, h[-1]))
+            h.append(propagate(adjacency, h[-1]))
         return torch.stack(h, dim=1)
 
     def retention_scores(self, h: torch.Tensor) -> torch.Tensor:
