@@ -20,13 +20,14 @@ from torch import nn
 
 
 class BasicBlock(nn.Module):
-    """Two 3×3 conv + BN layers with an identity (or 1×1 projection) shortcut: ``relu(F(x) + s(x))``."""
+    """Two 3×3 conv + BN layers with an identity (or 1×1 projection) shortcut: ``relu(F(x) + s(x))``;
+    ``dilation`` > 1 dilates both convolutions (the dilated encoder of ``lib.models.segmentation``)."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1):
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
         self.bn1 = nn.BatchNorm2d(out_ch)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=dilation, dilation=dilation, bias=False)
         self.bn2 = nn.BatchNorm2d(out_ch)
         self.shortcut = nn.Identity()
         if stride != 1 or in_ch != out_ch:

@@ -27,25 +27,14 @@ import torch.nn.functional as F
 from lib.nn.pyramid_pooling import PyramidPooling
 from lib.nn.strip_pooling import MixedPoolingModule, StripPoolingModule
 
+from .resnet_cifar import BasicBlock
+
 CONTEXT_MODULES = ("none", "ppm", "spm", "mpm")
 
 
-class DilatedBlock(nn.Module):
-    """Two 3×3 conv + BN layers (stride and dilation on the first) with a 1×1 projection shortcut when needed."""
-
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_ch)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=dilation, dilation=dilation, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_ch)
-        self.shortcut = nn.Identity()
-        if stride != 1 or in_ch != out_ch:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), nn.BatchNorm2d(out_ch))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+# Two dilated 3×3 conv + BN layers (stride on the first) with a 1×1 projection shortcut when needed: the
+# CIFAR ResNet's basic block with its dilation option.
+DilatedBlock = BasicBlock
 
 
 def create_context(name: str, channels: int, *, mpm_bins: tuple[int, int] = (4, 2)) -> tuple[nn.Module, int]:
