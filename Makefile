@@ -12,12 +12,14 @@ PIP_CONSTRAINT_FILE := constraints.txt
 PAPER ?=
 SCALE ?= reduced
 PROCS ?= 1
+# pytest-xdist workers for make test: one per core, each test process (and chapter kernel) one torch thread
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(len(os.sched_getaffinity(0)))')
 
 .PHONY: book test chapter nightly bench new-chapter lock pages serve clean help
 
 help:
 	@echo "make book                  build the book into _build/html (creates $(VENV) on first use)"
-	@echo "make test                  unit tests, every chapter at smoke scale under nbval, the book build"
+	@echo "make test                  the book build, unit tests, every chapter once at smoke scale under nbval (parallel)"
 	@echo "make chapter PAPER=<slug> [SCALE=reduced|smoke|full]  execute a chapter with papermill"
 	@echo "make nightly [ONLY=<slug>] [FORCE=1]  re-execute chapters at reduced scale, report drift"
 	@echo "make bench                 speed ratios of the training path -> bench/results.json, book/performance.md"
@@ -25,9 +27,9 @@ help:
 	@echo "make lock                  re-resolve requirements.txt into requirements.lock"
 
 $(STAMP): requirements.lock constraints.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) -c $(PIP_CONSTRAINT_FILE) -r requirements.lock
-	$(PIP) -c $(PIP_CONSTRAINT_FILE) --no-deps --no-build-isolation -e .
+	$(PYTHON) ci/timed.py install -- bash -c 'set -e; test -x $(PY) || $(PYTHON) -m venv $(VENV); \
+	  $(PIP) -c $(PIP_CONSTRAINT_FILE) -r requirements.lock; \
+	  $(PIP) -c $(PIP_CONSTRAINT_FILE) --no-deps --no-build-isolation -e .'
 	touch $@
 
 $(MATHJAX):
@@ -39,7 +41,7 @@ pages: $(STAMP)
 	$(PY) ci/build_pages.py
 
 book: $(STAMP) $(MATHJAX) pages
-	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going --quiet
+	$(PY) ci/timed.py book -- $(VENV)/bin/jupyter-book build . --warningiserror --keep-going --quiet
 	@echo "The book: file://$(CURDIR)/_build/html/index.html   (or: make serve)"
 
 serve: book
@@ -47,7 +49,8 @@ serve: book
 
 test: $(STAMP) book
 	$(PY) ci/prepare_smoke.py
-	$(PY) -m pytest tests _build/smoke --nbval-lax --nbval-sanitize-with _build/smoke/sanitize.cfg -p no:cacheprovider
+	REPRO_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest tests _build/smoke -n $(TEST_WORKERS) --dist loadscope \
+	  --nbval-lax --nbval-sanitize-with _build/smoke/sanitize.cfg -p no:cacheprovider
 
 chapter: $(STAMP)
 	$(PY) ci/run_chapter.py $(PAPER) --scale $(SCALE) --procs $(PROCS)
