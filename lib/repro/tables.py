@@ -3,25 +3,40 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .claims import Claim
+from .claims import CONSTRUCTION, Claim
 from .stats import mean_ci
 
 
+def _paper_cell(c: Claim) -> str:
+    source = c.paper.get("source", "")
+    if c.paper.get("verified") is False:
+        source = f"{source} — unverified: {c.paper.get('unverified') or 'not confirmed by a citable source'}"
+    return source
+
+
 def claims_table(claims: list[Claim]) -> pd.DataFrame:
-    """The claims as fixed before the run: what is compared, how, and what the paper reports."""
+    """The claims as fixed before the run: what is compared, how, the regime gate, and what the paper reports."""
     rows = []
     for c in claims:
-        if c.kind == "statistical":
-            test = f"{c.test} t-test, one-sided ({c.direction}), α = {c.alpha}"
-            compared = f"{c.arms[0]} vs {c.arms[1]} on {c.metric}"
-        elif c.kind == "cost":
+        gate = "—"
+        if c.kind in ("statistical", "non-inferiority", "equivalence"):
+            arms = f"{c.arms[0]} vs {c.arms[1]}" if len(c.arms) == 2 else f"{c.arms[0]} vs the paper's reported runs"
+            compared = f"{arms} on {c.metric}"
+            against = {"statistical": "0", "non-inferiority": f"margin {c.margin:+g}",
+                       "equivalence": f"margin ±{c.margin:g} (TOST)"}[c.kind]
+            test = f"{c.test} t-test, two-sided, α = {c.alpha}, Holm across the chapter, against {against}"
+            gate = c.gate["rule"] if c.gate else "none"
+        elif c.kind in ("cost", "construction") and c.checks:
             compared = f"{c.arms[0]} vs {c.arms[1]}"
             test = "; ".join(f"extra {k['quantity']} ≤ {100 * k['max_extra_fraction']:g}% of {k['of']}" for k in c.checks)
+            if c.kind == "construction":
+                test = "construction check (not a verdict): " + test
         else:
             compared, test = "—", "not tested: " + (c.reason or "")
-        source = c.paper.get("source", "")
-        rows.append({"claim": c.id, "statement": c.text, "compared": compared, "rule": test,
-                     "paper": source, "judged at": ", ".join(c.scales) if c.kind == "statistical" else "every scale"})
+        rows.append({"claim": c.id, "source": c.source if c.kind != "construction" else "construction",
+                     "statement": c.text, "compared": compared, "rule": test, "regime gate": gate,
+                     "paper": _paper_cell(c),
+                     "judged at": ", ".join(c.scales) if c.testable else "every scale"})
     return pd.DataFrame(rows).set_index("claim")
 
 
@@ -43,23 +58,37 @@ def arm_table(runs: list[dict], arms: list[str], metric: str = "test_acc", costs
 
 
 def verdict_table(verdicts: list[dict]) -> pd.DataFrame:
-    """One row per claim: verdict, observed effect with its interval, the MDE, and the paper's effect."""
+    """One row per claim: verdict, the effect in the claimed direction with the interval the verdict used (at the
+    Holm-adjusted level), raw and adjusted p, the MDE, the paper's effect and the regime gate."""
     rows = []
     for v in verdicts:
+        if v.get("verdict") == CONSTRUCTION:
+            continue
         s = v.get("stats") or {}
+        gate = v.get("gate") or {}
+
+        def num(key, digits=2):
+            return round(s[key], digits) if s.get(key) is not None else None
+
         rows.append({
-            "claim": v["id"], "verdict": v["verdict"],
-            "observed Δ": round(s["diff"], 2) if s.get("diff") is not None else None,
-            "95% CI": f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}]" if s.get("ci_low") is not None else None,
-            "p (one-sided)": float(f"{s['p_claimed']:.3g}") if s.get("p_claimed") is not None else None,
-            "MDE (80% power)": round(abs(s["mde"]), 2) if s.get("mde") is not None else None,
-            "paper's Δ": v.get("claimed_effect"),
-            "detail": v["summary"] if not s else "",
+            "claim": v["id"], "source": v.get("source"), "verdict": v["verdict"],
+            "statistics say": v.get("outcome") if v.get("outcome") != v["verdict"] else None,
+            "effect": num("effect"),
+            "interval": f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}]" if s.get("ci_low") is not None else None,
+            "level": f"{100 * s['ci_level']:.4g}%" if s.get("ci_level") is not None else None,
+            "p": float(f"{s['p_raw']:.3g}") if s.get("p_raw") is not None else None,
+            "p (Holm)": float(f"{s['p_adjusted']:.3g}") if s.get("p_adjusted") is not None else None,
+            "MDE (80% power)": num("mde"),
+            "paper's effect": num("paper_effect"),
+            "gate": gate.get("status"),
+            "detail": v.get("annotation") or ("" if s else v.get("summary")),
         })
-    return pd.DataFrame(rows).set_index("claim")
+    return pd.DataFrame(rows).set_index("claim") if rows else pd.DataFrame(rows)
 
 
 def print_verdicts(verdicts: list[dict]) -> None:
-    """One stable line per claim (``claim <id>: <verdict>``): the text nbval checks."""
+    """One stable line per verdict (``claim <id>: <verdict>``), the text nbval checks; construction checks are
+    sanity facts, not verdicts, and are left out."""
     for v in verdicts:
-        print(f"claim {v['id']}: {v['verdict']}")
+        if v.get("verdict") != CONSTRUCTION:
+            print(f"claim {v['id']}: {v['verdict']}")

@@ -68,8 +68,9 @@ def test_failed_runs_are_left_out_not_averaged():
     assert result["stats"]["n_treatment"] == 4
 
 
-def test_min_effect_raises_the_bar():
-    assert judge(_claim(min_effect=5.0), "reduced", _runs(A, B))["verdict"] == "inconclusive"
+def test_min_effect_is_replaced_by_a_margin_in_v2():
+    with pytest.raises(ClaimsError, match="non-inferiority"):
+        _claim(min_effect=5.0)
 
 
 def test_cost_claim_passes_and_fails_on_its_threshold():
