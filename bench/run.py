@@ -6,7 +6,8 @@ this process (or its children), on the same model, data, batch, optimizer and th
 
 Sections: loop overhead (lib.train.fit vs a hand-written loop), hardware efficiency (training FLOP/s vs a
 measured fp32 matmul peak), data path (decode-once tensors vs decoding every step), parallel seeds
-(1 process × 2 threads vs 2 processes × 1 thread), torch.compile, memory format and batch size.
+(1 process × 2 threads vs 2 processes × 1 thread), torch.compile, memory format and batch size, and
+memory layout × precision (NCHW / channels_last × fp32 / bf16 autocast) for every backbone the book trains.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from lib.data import ImageData, crop_flip, normalize
-from lib.models import MobileNetV2, ResNetCIFAR
+from lib.models import MobileNetV2, MobileNeXt, ResNetCIFAR, SegmentationNet
+from lib.repro.sections import replace_section
 from lib.repro.store import environment, write_json_atomic
 from lib.train import TrainConfig, epoch_generator, fit, seed_everything
 
@@ -33,6 +35,16 @@ BACKBONES = {
     "MobileNetV2-0.5": lambda: MobileNetV2(num_classes=10, width_mult=0.5),
     "ResNet-20": lambda: ResNetCIFAR(depth=20, num_classes=10),
 }
+# Every backbone a chapter trains, with its input shape: (build, (C, H, W), labels per image are dense?)
+TRAINED_BACKBONES = {
+    "ResNet-8 (isda, decoupling-lt)": (lambda: ResNetCIFAR(depth=8, num_classes=10), (3, 32, 32), False),
+    "ResNet-20": (lambda: ResNetCIFAR(depth=20, num_classes=10), (3, 32, 32), False),
+    "MobileNetV2-0.5 (coord-attention, triplet-attention, mobilenetv2)":
+        (lambda: MobileNetV2(num_classes=10, width_mult=0.5), (3, 32, 32), False),
+    "MobileNeXt-0.45 (mobilenext-sandglass)": (lambda: MobileNeXt(num_classes=10, width_mult=0.45), (3, 32, 32), False),
+    "SegmentationNet (strip-pooling, CamVid 96×128)": (lambda: SegmentationNet(num_classes=11), (3, 96, 128), True),
+}
+LAYOUT_PRECISION = (("NCHW", "fp32"), ("channels_last", "fp32"), ("NCHW", "bf16"), ("channels_last", "bf16"))
 
 
 def synthetic(n: int, seed: int = 0) -> ImageData:
@@ -134,6 +146,59 @@ def step_images_per_s(model, batch: int, channels_last: bool, steps: int = 6, co
             times.append(time.perf_counter() - tick)
     times.sort()
     return batch / times[len(times) // 2]
+
+
+def step_throughput(build, shape: tuple, dense: bool, batch: int, channels_last: bool, precision: str,
+                    steps: int = 5) -> float:
+    """Images/s of forward + backward + SGD step; bf16 is CPU autocast (BatchNorm and the loss stay fp32)."""
+    torch.manual_seed(0)
+    model = build()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(batch, *shape)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch, *shape[1:]) if dense else (batch,))
+    times = []
+    for i in range(steps + 2):
+        tick = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = model(x)
+        loss = F.cross_entropy(out.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= 2:
+            times.append(time.perf_counter() - tick)
+    times.sort()
+    return batch / times[len(times) // 2]
+
+
+def layout_and_precision(threads: int = 1, batch: int = 128, rounds: int = 2) -> dict:
+    """The four {NCHW, channels_last} × {fp32, bf16} cells per backbone, as ratios to NCHW fp32.
+
+    One thread (as each parallel seed worker trains); the four cells alternate within each round so that a
+    drift of the machine spreads over all of them; the ratio of each round is kept, and the fastest cell is
+    the one with the best median ratio.
+    """
+    torch.set_num_threads(threads)
+    out = {}
+    for name, (build, shape, dense) in TRAINED_BACKBONES.items():
+        b = batch if shape[1] <= 32 else 16
+        per_round = []
+        for _ in range(rounds):
+            ips = {f"{layout} {precision}": step_throughput(build, shape, dense, b, layout == "channels_last", precision)
+                   for layout, precision in LAYOUT_PRECISION}
+            per_round.append(ips)
+        cells = {}
+        for key in per_round[0]:
+            ratios = sorted(r[key] / r["NCHW fp32"] for r in per_round)
+            cells[key] = {"images_per_s": [r[key] for r in per_round], "ratios": ratios,
+                          "ratio_median": ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios) / len(ratios)}
+        fastest = max(cells, key=lambda k: cells[k]["ratio_median"])
+        out[name] = {"batch": b, "input": list(shape), "cells": cells, "fastest": fastest}
+    return out
 
 
 def hardware_efficiency(threads: int) -> dict:
@@ -241,7 +306,7 @@ def layout_and_batch(threads: int) -> dict:
 
 def markdown(results: dict) -> str:
     env = results["environment"]
-    lines = ["# Performance", "",
+    lines = ["## Training speed (`make bench`)", "",
              "Measured by `make bench` (`bench/run.py`) in one run; speeds are ratios of measurements taken back to "
              "back on the same machine. Raw numbers are in `bench/results.json`.", "",
              f"Machine: {env['cpu']}, {env['logical_cpus']} logical CPUs, torch {env['versions']['torch']}, "
@@ -270,11 +335,24 @@ def markdown(results: dict) -> str:
         best = max(rows, key=lambda k: rows[k]["images_per_s"])
         cl = rows["batch 128, channels_last"]["ratio_to_batch128_contiguous"]
         lines.append(f"| channels_last / contiguous at batch 128, {name} | **{cl:.2f}** (fastest: {best}) |")
+    lp = results.get("layout_and_precision", {})
+    if lp:
+        lines += ["", "### Memory layout × precision per backbone", "",
+                  "Training step (forward + backward + SGD) at one thread, ratio to NCHW fp32 of the same round "
+                  "(median of rounds; bf16 = CPU autocast, BatchNorm and the loss in fp32).", "",
+                  "| backbone (batch) | NCHW fp32 | channels_last fp32 | NCHW bf16 | channels_last bf16 | fastest |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for name, row in lp.items():
+            c = row["cells"]
+            base = c["NCHW fp32"]["images_per_s"]
+            cells = [f"1.00× ({sum(base) / len(base):.0f} img/s)"] + [
+                f"{c[k]['ratio_median']:.2f}×" for k in ("channels_last fp32", "NCHW bf16", "channels_last bf16")]
+            lines.append(f"| {name} ({row['batch']}) | " + " | ".join(cells) + f" | {row['fastest']} |")
     compile_lines = []
     for name, c in results["compile"].items():
         if "speedup" in c:
             compile_lines.append(f"{name} {c['speedup']:.2f}× after {c['compile_s']:.0f} s of compilation")
-    lines += ["", "## What the book does with these numbers", "",
+    lines += ["", "### What the book does with these numbers", "",
               f"* **Parallel seeds.** Two single-threaded processes train {ps['speedup']:.2f}× as many seeds per hour as "
               "one two-threaded process (small convolutions, depthwise ones above all, use a second thread poorly). "
               "`lib.repro.Chapter.run` therefore trains several runs at once in forked processes by default when "
@@ -305,14 +383,15 @@ def main(argv: list[str] | None = None) -> int:
                 ("data_path", lambda: data_path(os.environ.get("REPRO_DATA"))),
                 ("parallel_seeds", parallel_seeds),
                 ("compile", (lambda: {"skipped": {}}) if args.skip_compile else (lambda: compile_ratio(args.threads))),
-                ("layout_and_batch", lambda: layout_and_batch(args.threads))]
+                ("layout_and_batch", lambda: layout_and_batch(args.threads)),
+                ("layout_and_precision", layout_and_precision)]
     for key, measure in sections:
         t = time.perf_counter()
         results[key] = measure()
         print(f"{key}: {time.perf_counter() - t:.0f} s", flush=True)
     results["wall_time_s"] = time.perf_counter() - tick
     write_json_atomic(ROOT / "bench" / "results.json", results)
-    (ROOT / "book" / "performance.md").write_text(markdown(results))
+    replace_section(ROOT / "book" / "performance.md", "bench", markdown(results), title="Performance")
     print(markdown(results))
     return 0
 

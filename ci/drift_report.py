@@ -1,0 +1,144 @@
+"""Per-arm drift of a nightly re-execution against the committed reference: ``ci/drift_report.py``.
+
+The nightly (``ci/nightly.py``) reports only what drifted beyond tolerance. To show a reader what an
+environment change did to every number, this compares, for each chapter the nightly executed, each arm's
+mean metric with the reference and with the tolerance of the drift rule (``book/method.md``, Drift), and
+each verdict. It writes the comparison to a JSON file that is committed (the record) and renders it into
+its own section of ``book/performance.md``.
+
+    ci/drift_report.py --name torch-2.14.1 --reference-commit <sha> [--nightly _build/nightly]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from lib.repro.sections import replace_section  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("nightly", ROOT / "ci" / "nightly.py")
+nightly = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(nightly)
+
+
+def _ok(results: dict, arm: str, metric: str) -> dict[int, float]:
+    return {r["seed"]: r["metrics"][metric] for r in results["runs"] if r["arm"] == arm and r["status"] == "ok"}
+
+
+def compare_arms(reference: dict, fresh: dict, metric: str = "test_acc") -> list[dict]:
+    """One row per arm: means, |Δ| of the means, tolerance, |Δ| / tolerance, largest per-seed |Δ|."""
+    rows = []
+    for arm in sorted({r["arm"] for r in reference["runs"]}):
+        ref, new = _ok(reference, arm, metric), _ok(fresh, arm, metric)
+        if not ref:
+            continue
+        ref_mean = sum(ref.values()) / len(ref)
+        new_mean = sum(new.values()) / len(new) if new else None
+        tol = nightly.tolerance(list(ref.values()))
+        diff = None if new_mean is None else new_mean - ref_mean
+        seeds = sorted(set(ref) & set(new))
+        rows.append({"arm": arm, "metric": metric, "n_reference": len(ref), "n_fresh": len(new),
+                     "reference_mean": ref_mean, "fresh_mean": new_mean, "diff": diff, "tolerance": tol,
+                     "ratio_to_tolerance": None if diff is None or tol == 0 else abs(diff) / tol,
+                     "max_seed_abs_diff": max((abs(new[s] - ref[s]) for s in seeds), default=None),
+                     "seeds_identical": sum(new[s] == ref[s] for s in seeds), "seeds_paired": len(seeds),
+                     "within_tolerance": diff is not None and abs(diff) <= tol + 1e-9})
+    return rows
+
+
+def compare_verdicts(reference: dict, fresh: dict) -> list[dict]:
+    ref = {c["id"]: c["verdict"] for c in reference["claims"]}
+    new = {c["id"]: c["verdict"] for c in fresh["claims"]}
+    return [{"claim": cid, "reference": ref.get(cid), "fresh": new.get(cid), "changed": ref.get(cid) != new.get(cid)}
+            for cid in sorted(set(ref) | set(new))]
+
+
+def _versions(results: dict) -> dict:
+    return results.get("environment", {}).get("versions", {})
+
+
+def build(name: str, reference_commit: str, nightly_dir: pathlib.Path) -> dict:
+    report = json.loads((nightly_dir / "report.json").read_text())
+    chapters = []
+    for record in report["chapters"]:
+        slug = record["chapter"]
+        if record["status"] in ("skipped",):
+            continue
+        fresh_path = nightly_dir / slug / "results" / "reduced.json"
+        if not fresh_path.is_file():
+            chapters.append({"chapter": slug, "status": record["status"], "detail": record.get("detail")})
+            continue
+        reference = json.loads(subprocess.run(
+            ["git", "show", f"{reference_commit}:papers/{slug}/results/reduced.json"], cwd=ROOT, check=True,
+            capture_output=True, text=True).stdout)
+        fresh = json.loads(fresh_path.read_text())
+        chapters.append({
+            "chapter": slug, "status": record["status"], "execute_s": record.get("execute_s"),
+            "nightly_drifts": record.get("drifts", []),
+            "reference": {"commit": reference_commit, "git_commit": reference.get("git_commit"),
+                          "versions": _versions(reference)},
+            "fresh": {"git_commit": fresh.get("git_commit"), "versions": _versions(fresh),
+                      "wall_time_s": fresh.get("wall_time_s")},
+            "arms": compare_arms(reference, fresh), "verdicts": compare_verdicts(reference, fresh)})
+    return {"name": name, "nightly_created": report["created"], "chapters": chapters}
+
+
+def markdown(data: dict) -> str:
+    lines = [f"## Nightly on a real change: {data['name']}", "",
+             f"`make nightly` re-executed these chapters at reduced scale from scratch (no finished run reused; "
+             f"report of {data['nightly_created']}) and compared them with the committed reference. Tolerance: the "
+             "99 % band for a difference of two means of n seeds at the reference's spread (`book/method.md`, "
+             "Drift). Generated by `ci/drift_report.py` from "
+             f"`bench/nightly-{data['name']}.json`.", ""]
+    for c in data["chapters"]:
+        if "arms" not in c:
+            lines += [f"### {c['chapter']}: {c['status']}", "", f"{c.get('detail') or ''}", ""]
+            continue
+        rv, fv = c["reference"]["versions"], c["fresh"]["versions"]
+        changed = [v for v in c["verdicts"] if v["changed"]]
+        lines += [f"### {c['chapter']}: nightly status `{c['status']}`", "",
+                  f"Reference: torch {rv.get('torch')} (commit {str(c['reference']['git_commit'])[:7]}); "
+                  f"fresh: torch {fv.get('torch')}, torchvision {fv.get('torchvision', 'n/a')} "
+                  f"(commit {str(c['fresh']['git_commit'])[:7]}), executed in {c['execute_s'] or 0:.0f} s.", "",
+                  "| arm | reference mean | fresh mean | Δ | tolerance | \\|Δ\\| / tolerance | max per-seed \\|Δ\\| "
+                  "| identical seeds |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for a in c["arms"]:
+            fresh = "n/a" if a["fresh_mean"] is None else f"{a['fresh_mean']:.3f}"
+            diff = "n/a" if a["diff"] is None else f"{a['diff']:+.3f}"
+            ratio = "n/a" if a["ratio_to_tolerance"] is None else f"{a['ratio_to_tolerance']:.2f}"
+            seed = "n/a" if a["max_seed_abs_diff"] is None else f"{a['max_seed_abs_diff']:.2f}"
+            lines.append(f"| {a['arm']} | {a['reference_mean']:.3f} | {fresh} | {diff} | {a['tolerance']:.3f} | "
+                         f"{ratio} | {seed} | {a['seeds_identical']}/{a['seeds_paired']} |")
+        outside = [a["arm"] for a in c["arms"] if not a["within_tolerance"]]
+        lines += ["", (f"Arms outside tolerance: {', '.join(outside)}." if outside else
+                       "Every arm's mean is within tolerance.") + " "
+                  + (f"Verdicts changed: {', '.join(v['claim'] + ' (' + str(v['reference']) + ' → ' + str(v['fresh']) + ')' for v in changed)}."
+                     if changed else f"All {len(c['verdicts'])} verdicts are unchanged."), ""]
+        others = [d for d in c["nightly_drifts"] if d["what"] == "nbval checked cells"]
+        if others:
+            lines += ["The nightly's nbval check of the committed notebook against the fresh runs reported a "
+                      "difference in its checked cells.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", required=True, help="what changed, e.g. torch-2.14.1")
+    parser.add_argument("--reference-commit", required=True, help="commit whose results/reduced.json are the reference")
+    parser.add_argument("--nightly", default=str(ROOT / "_build" / "nightly"), help="the nightly's output folder")
+    args = parser.parse_args(argv)
+    data = build(args.name, args.reference_commit, pathlib.Path(args.nightly))
+    out = ROOT / "bench" / f"nightly-{args.name}.json"
+    out.write_text(json.dumps(data, indent=1) + "\n")
+    replace_section(ROOT / "book" / "performance.md", f"nightly-{args.name}", markdown(data), title="Performance")
+    print(markdown(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
