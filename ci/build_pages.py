@@ -1,8 +1,9 @@
 """Generate the book's data and results pages (build outputs, not committed).
 
 * ``book/datasets.md`` from the data cards in ``data_cards/``;
-* ``book/results.md``, the results dashboard, from ``papers/catalogue.yaml`` and every
-  ``papers/<slug>/results/*.json``;
+* ``book/results.md``, the results dashboard, from ``papers/catalogue.yaml``, ``_toc.yml`` and every
+  ``papers/<slug>/results/*.json``: per-chapter counts of the papers' claims by verdict, and one forest plot
+  per part of the book (``book/results-<part>.png``) with every statistical claim as a row;
 * ``book/attention-bench.md`` and ``book/attention-bench.png``, the attention bench: every arm trained on the
   coordinate attention chapter's reduced setting, by any chapter, with accuracy and costs.
 
@@ -22,7 +23,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-VERDICTS = ("reproduced", "contradicted", "inconclusive", "not-tested-at-this-scale")
+VERDICTS = ("reproduced", "contradicted", "smaller-than-claimed", "inconclusive", "not-tested-at-this-scale")
 DASHBOARD_SCALE = "reduced"
 TIERS = {
     "A": "Tier A: testable on a 2-core CPU with offline data",
@@ -168,22 +169,96 @@ def _latest_per_chapter(results: list[dict]) -> dict[str, dict]:
     return dict(sorted(best.items()))
 
 
-def verdict_counts(results: list[dict]) -> dict[str, int]:
-    """verdict -> number of claims, the known verdicts first (also when 0), then any others sorted."""
-    counts = {v: 0 for v in VERDICTS}
-    extra: dict[str, int] = {}
+COUNT_COLUMNS = ("paper claims", "reproduced", "contradicted", "smaller-than-claimed",
+                 "inconclusive (could not tell / no effect)", "not tested", "cost checks passed / failed",
+                 "book extensions (not counted)")
+FOREST_KINDS = ("statistical", "non-inferiority", "equivalence")
+
+
+def is_construction(claim: dict) -> bool:
+    return claim.get("kind") == "construction" or claim.get("verdict") == "construction"
+
+
+def chapter_counts(claims: list[dict]) -> dict[str, int]:
+    """Counts of one chapter's claims: every count but ``book`` is over the paper's claims only
+    (``source: paper``); construction checks are not claims and are never counted."""
+    c = {k: 0 for k in ("paper", "reproduced", "contradicted", "smaller", "could_not_tell", "no_effect",
+                        "not_tested", "cost_passed", "cost_failed", "book")}
+    for claim in claims:
+        if is_construction(claim):
+            continue
+        if claim.get("source", "paper") == "book":
+            c["book"] += 1
+            continue
+        c["paper"] += 1
+        verdict = claim.get("verdict")
+        if claim.get("kind") == "cost":
+            c["cost_passed" if claim.get("passed", verdict == "reproduced") else "cost_failed"] += 1
+        elif verdict == "reproduced":
+            c["reproduced"] += 1
+        elif verdict == "contradicted":
+            c["contradicted"] += 1
+        elif verdict == "smaller-than-claimed":
+            c["smaller"] += 1
+        elif verdict == "inconclusive":
+            c["could_not_tell" if claim.get("annotation") == "this scale could not tell" else "no_effect"] += 1
+        else:
+            c["not_tested"] += 1
+    return c
+
+
+def _count_cells(c: dict[str, int]) -> list:
+    return [c["paper"], c["reproduced"], c["contradicted"], c["smaller"],
+            f"{c['could_not_tell'] + c['no_effect']} ({c['could_not_tell']} / {c['no_effect']})", c["not_tested"],
+            f"{c['cost_passed']} / {c['cost_failed']}", c["book"]]
+
+
+def verdict_counts(results) -> dict[str, int]:
+    """The totals over chapters (``chapter_counts`` summed): paper claims only, plus the book extensions."""
+    total: dict[str, int] = {}
     for r in results:
-        for claim in r.get("claims") or []:
-            v = str(claim.get("verdict") or "missing")
-            if v in counts:
-                counts[v] += 1
-            else:
-                extra[v] = extra.get(v, 0) + 1
-    return {**counts, **dict(sorted(extra.items()))}
+        for k, v in chapter_counts(r.get("claims") or []).items():
+            total[k] = total.get(k, 0) + v
+    return total or chapter_counts([])
 
 
-def build_results_page(root: str | pathlib.Path = ROOT) -> str:
-    """Markdown of ``book/results.md`` from the catalogue and the chapters' results files."""
+def book_parts(root: pathlib.Path, slugs: list[str]) -> list[tuple[str, list[str]]]:
+    """(part caption, chapter slugs) in the order of ``_toc.yml``; chapters it does not list form a last part."""
+    parts: list[tuple[str, list[str]]] = []
+    toc = root / "_toc.yml"
+    listed: set[str] = set()
+    if toc.is_file():
+        data = yaml.safe_load(toc.read_text(encoding="utf-8")) or {}
+        for part in data.get("parts") or []:
+            members = []
+            for chapter in part.get("chapters") or []:
+                bits = str(chapter.get("file", "")).split("/")
+                if len(bits) == 3 and bits[0] == "papers" and bits[1] in slugs:
+                    members.append(bits[1])
+            listed.update(members)
+            if members:
+                parts.append((str(part.get("caption") or "Chapters"), members))
+    rest = [s for s in slugs if s not in listed]
+    if rest:
+        parts.append(("Other chapters" if parts else "Chapters", rest))
+    return parts
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _effect_cell(claim: dict) -> str | None:
+    s = claim.get("stats") or {}
+    if s.get("ci_low") is None or s.get("effect") is None:
+        return None
+    level = f" ({100 * s['ci_level']:.4g}%)" if s.get("ci_level") is not None else ""
+    return f"{s['effect']:+.2f} [{s['ci_low']:+.2f}, {s['ci_high']:+.2f}]{level}"
+
+
+def build_results_page(root: str | pathlib.Path = ROOT, figure_dir: pathlib.Path | None = None) -> str:
+    """Markdown of ``book/results.md`` from the catalogue and the chapters' results files; with ``figure_dir``
+    it also draws one forest plot per part of the book there (``results-<part>.png``) and shows it."""
     root = pathlib.Path(root)
     catalogue = load_catalogue(root)
     titles = {str(e["id"]): str(e.get("title") or e["id"]) for e in catalogue}
@@ -195,9 +270,11 @@ def build_results_page(root: str | pathlib.Path = ROOT) -> str:
     parts = [
         "# Results dashboard",
         "",
-        "Verdicts on the papers' claims as measured by the chapters at the `reduced` scale. "
-        "Each verdict comes from the chapter's results file "
-        "`papers/<chapter>/results/*.json`; the chapter explains the test behind it.",
+        "Verdicts on the papers' claims as measured by the chapters at the `reduced` scale, read from each "
+        "chapter's results file `papers/<chapter>/results/reduced.json`; {doc}`method` states the rules "
+        "(two-sided tests, Holm across a chapter's claims, the regime gate). Counts are over the papers' claims "
+        "only: the book's own extensions (`source: book`) are shown in their column and in the plots but never "
+        "counted, and checks that hold by construction are sanity cells in the chapters, not claims.",
         "",
     ]
 
@@ -206,39 +283,69 @@ def build_results_page(root: str | pathlib.Path = ROOT) -> str:
         parts += ["No results have been recorded yet: no chapter has written a results file at the "
                   f"`{DASHBOARD_SCALE}` scale.", ""]
     else:
-        counts = verdict_counts(chosen.values())
-        n_claims = sum(counts.values())
-        parts += [f"{n_claims} claims from {len(chosen)} chapters.", "",
-                  table(["verdict", "claims"], [[v, n] for v, n in counts.items()]), ""]
+        rows = []
+        for slug, r in chosen.items():
+            rows.append([_chapter_link(root, slug, titles.get(slug, slug)), *_count_cells(chapter_counts(r.get("claims") or []))])
+        total = verdict_counts(chosen.values())
+        rows.append(["**all chapters**", *_count_cells(total)])
+        parts += [f"{total['paper']} paper claims from {len(chosen)} chapters.", "",
+                  table(["chapter", *COUNT_COLUMNS], rows), "",
+                  "*Inconclusive*: the interval covers both 0 and the paper's effect; *could not tell* when the "
+                  "minimal detectable effect exceeds the paper's effect, otherwise *no effect* detected (or the paper "
+                  "states no effect size). *Not tested*: judged at another scale, outside what this book can run, or "
+                  "its regime gate failed or was not measured.", ""]
     if other:
         scales = sorted({str(r.get("scale")) for r in other})
         parts += [f"{len(other)} results file(s) at other scales ({', '.join(scales)}) exist and are not "
                   "counted here; see the chapters for them.", ""]
 
     if chosen:
-        parts += ["## Claims by chapter", ""]
-        for slug, r in chosen.items():
-            title = titles.get(slug, slug)
-            link = _chapter_link(root, slug, title)
-            parts += [f"### {title}", ""]
-            rows = []
-            for claim in r.get("claims") or []:
-                text = claim.get("text") or ""
-                cid = claim.get("id")
-                label = f"`{cid}` {text}".strip() if cid else text
-                rows.append([link, r.get("scale"), label, claim.get("verdict"), claim.get("summary")])
-            if rows:
-                parts += [table(["chapter", "scale", "claim", "verdict", "summary"], rows), ""]
-            else:
-                parts += ["This results file lists no claims.", ""]
-            extras = []
-            if r.get("wall_time_s") is not None:
-                extras.append(f"wall time {float(r['wall_time_s']):.0f} s")
-            if r.get("created"):
-                extras.append(f"created {r['created']}")
-            if r.get("git_commit"):
-                extras.append(f"commit `{str(r['git_commit'])[:12]}`")
-            parts += [f"Source: `{r['_file']}`" + (f" ({', '.join(extras)})" if extras else "") + ".", ""]
+        for caption, slugs in book_parts(root, list(chosen)):
+            parts += [f"## {caption}", ""]
+            forest_input = [(slug, [c for c in chosen[slug].get("claims") or []
+                                    if c.get("kind", "statistical") in FOREST_KINDS]) for slug in slugs]
+            if figure_dir is not None:
+                forest = _module_by_path("_book_plot_forest", ROOT / "lib" / "plot" / "forest.py")
+                rows = forest.forest_rows(forest_input)
+                if rows:
+                    name = f"results-{_slug(caption)}.png"
+                    forest.forest_plot(rows, pathlib.Path(figure_dir) / name, f"{caption}: statistical claims")
+                    parts += [f"![Forest plot of the statistical claims of {caption}: effect with the interval the "
+                              f"verdict used, the paper's effect and the MDE, coloured by verdict]({name})", ""]
+            for slug in slugs:
+                r = chosen[slug]
+                title = titles.get(slug, slug)
+                link = _chapter_link(root, slug, title)
+                parts += [f"### {title}", ""]
+                rows = []
+                for claim in r.get("claims") or []:
+                    if is_construction(claim):
+                        continue
+                    text = claim.get("text") or ""
+                    cid = claim.get("id")
+                    label = f"`{cid}` {text}".strip() if cid else text
+                    s = claim.get("stats") or {}
+                    paper = s.get("paper_effect")
+                    rows.append([link, label, claim.get("source", "paper"), claim.get("verdict"), _effect_cell(claim),
+                                 f"{paper:+.2f}" if paper is not None else None,
+                                 f"{s['mde']:.2f}" if s.get("mde") is not None else None, claim.get("summary")])
+                if rows:
+                    parts += [table(["chapter", "claim", "source", "verdict", "effect [interval] (level)", "paper",
+                                     "MDE", "summary"], rows), ""]
+                else:
+                    parts += ["This results file lists no claims.", ""]
+                extras = []
+                if r.get("wall_time_s") is not None:
+                    extras.append(f"wall time {float(r['wall_time_s']):.0f} s")
+                if r.get("created"):
+                    extras.append(f"created {r['created']}")
+                if r.get("git_commit"):
+                    extras.append(f"runs at commit `{str(r['git_commit'])[:12]}`")
+                judged = r.get("judged") or {}
+                if judged.get("method"):
+                    extras.append(f"judged under method {judged['method']}"
+                                  + (f" at commit `{str(judged['commit'])[:12]}`" if judged.get("commit") else ""))
+                parts += [f"Source: `{r['_file']}`" + (f" ({', '.join(extras)})" if extras else "") + ".", ""]
 
     parts += ["## Catalogue", ""]
     if not catalogue:
@@ -394,7 +501,7 @@ def build_attention_bench_page(root: str | pathlib.Path = ROOT, figure: pathlib.
         "Test accuracy: mean over seeds with the two-sided 95 % t-interval. MAdds = FLOPs / 2 as counted by "
         "`torch.utils.flop_counter` (convolutions and matrix products) for one 32×32 image. CPU latency: median "
         "of 30 forward passes of one image on one thread, measured by the chapter that trained the arm, so arms "
-        "from different chapters were timed in different sessions. Per-claim tests (paired, one-sided) are in "
+        "from different chapters were timed in different sessions. Per-claim tests (paired, two-sided, Holm-adjusted) are in "
         "the chapters.",
         "",
     ]
@@ -425,7 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     book = args.root / "book"
     book.mkdir(parents=True, exist_ok=True)
-    pages = (("datasets.md", build_datasets_page(args.root)), ("results.md", build_results_page(args.root)),
+    for stale in book.glob("results-*.png"):
+        stale.unlink()
+    pages = (("datasets.md", build_datasets_page(args.root)), ("results.md", build_results_page(args.root, book)),
              ("attention-bench.md", build_attention_bench_page(args.root, book / BENCH_FIGURE)))
     for name, text in pages:
         (book / name).write_text(text, encoding="utf-8")

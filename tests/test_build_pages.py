@@ -33,30 +33,50 @@ CATALOGUE = [
 ]
 
 
-def _claim(cid, verdict, summary="Δ = +0.4 pp, 95% CI [-0.2, 1.0]"):
-    return {"id": cid, "text": f"text of {cid}", "kind": "statistical", "verdict": verdict, "summary": summary}
+def _claim(cid, verdict, summary="effect +0.40 [-0.20, +1.00]", *, kind="statistical", source="paper", **extra):
+    claim = {"id": cid, "text": f"text of {cid}", "kind": kind, "source": source, "verdict": verdict,
+             "summary": summary, **extra}
+    if kind == "statistical" and verdict != "not-tested-at-this-scale" or extra.get("outcome"):
+        claim["stats"] = {"effect": 0.4, "ci_low": -0.2, "ci_high": 1.0, "ci_level": 0.975, "paper_effect": 0.8,
+                          "mde": 1.1, "null": 0.0, "margin": None}
+    return claim
+
+
+TOC = {"format": "jb-book", "root": "book/intro", "parts": [
+    {"caption": "Reading the book", "chapters": [{"file": "book/method"}]},
+    {"caption": "Attention modules", "chapters": [{"file": "papers/coord-attention/coord-attention"}]},
+    {"caption": "Losses", "chapters": [{"file": "papers/isda/isda"}]}]}
 
 
 @pytest.fixture
 def tree(tmp_path):
     (tmp_path / "papers").mkdir()
     (tmp_path / "papers" / "catalogue.yaml").write_text(yaml.safe_dump(CATALOGUE, sort_keys=False))
+    (tmp_path / "_toc.yml").write_text(yaml.safe_dump(TOC, sort_keys=False))
     ca = tmp_path / "papers" / "coord-attention"
     (ca / "results").mkdir(parents=True)
     (ca / "coord-attention.ipynb").write_text("{}")
     (ca / "results" / "reduced.json").write_text(json.dumps({
         "chapter": "coord-attention", "scale": "reduced", "created": "2025-01-02T00:00:00",
         "git_commit": "abcdef1234567890", "wall_time_s": 1234.5, "runs": [],
+        "judged": {"method": "v2", "commit": "fedcba9876543210"},
         "claims": [_claim("ca-beats-se", "reproduced", "MDE 1.1 pp | vs claimed 0.8 pp"),
-                   _claim("ca-beats-cbam", "inconclusive"),
-                   _claim("ca-imagenet", "not-tested-at-this-scale")]}))
+                   _claim("ca-beats-cbam", "inconclusive", annotation="this scale could not tell"),
+                   _claim("ca-beats-none", "inconclusive", annotation="no effect detected"),
+                   _claim("ca-gated", "not-tested-at-this-scale", outcome="reproduced"),
+                   _claim("ca-imagenet", "not-tested-at-this-scale", kind="not-tested"),
+                   _claim("ca-cost", "reproduced", kind="cost", passed=True),
+                   _claim("ca-cost-book", "contradicted", kind="cost", source="book", passed=False),
+                   _claim("ca-same-cost", "construction", kind="construction", passed=True)]}))
     (ca / "results" / "full.json").write_text(json.dumps({
         "chapter": "coord-attention", "scale": "full", "claims": [_claim("ca-beats-se", "contradicted")]}))
     isda = tmp_path / "papers" / "isda" / "results"
     isda.mkdir(parents=True)  # results but no notebook: plain title, status planned
     (isda / "reduced.json").write_text(json.dumps({
         "chapter": "isda", "scale": "reduced", "created": "2025-01-01",
-        "claims": [_claim("isda-beats-ce", "reproduced"), _claim("isda-cost", "contradicted")]}))
+        "claims": [_claim("isda-beats-ce", "smaller-than-claimed"), _claim("isda-low-data", "contradicted"),
+                   _claim("isda-extension", "reproduced", source="book"),
+                   _claim("isda-cost", "construction", kind="construction", passed=True)]}))
     return tmp_path
 
 
@@ -66,30 +86,58 @@ def _table_row(page: str, first_cell: str) -> str:
     return rows[0]
 
 
-def test_verdict_counts_use_reduced_scale_only(tree):
+CA_LINK = "[Coordinate Attention for Efficient Mobile Network Design](../papers/coord-attention/coord-attention.ipynb)"
+
+
+def test_counts_are_over_paper_claims_at_the_reduced_scale_only(tree):
     page = bp.build_results_page(tree)
     assert page.startswith("# Results dashboard")
-    assert _table_row(page, "reproduced") == "| reproduced | 2 |"
-    assert _table_row(page, "contradicted") == "| contradicted | 1 |"   # the full-scale one is not counted
-    assert _table_row(page, "inconclusive") == "| inconclusive | 1 |"
-    assert _table_row(page, "not-tested-at-this-scale") == "| not-tested-at-this-scale | 1 |"
-    assert "5 claims from 2 chapters" in page
+    header = [line for line in page.splitlines() if line.startswith("| chapter | paper claims |")][0].split(" | ")[1:]
+    assert header[:4] == ["paper claims", "reproduced", "contradicted", "smaller-than-claimed"]
+    # paper claims: 3 statistical + gated + not-tested + 1 cost = 6; the book cost claim and the construction
+    # check are not counted; the full-scale file is not counted
+    lines = page.splitlines()
+    assert f"| {CA_LINK} | 6 | 1 | 0 | 0 | 2 (1 / 1) | 2 | 1 / 0 | 1 |" in lines
+    assert "| Implicit Semantic Data Augmentation | 2 | 0 | 1 | 1 | 0 (0 / 0) | 0 | 0 / 0 | 1 |" in lines
+    assert _table_row(page, "**all chapters**") == "| **all chapters** | 8 | 1 | 1 | 1 | 2 (1 / 1) | 2 | 1 / 0 | 2 |"
+    assert "8 paper claims from 2 chapters" in page
     assert "1 results file(s) at other scales (full)" in page
+    assert "ca-same-cost" not in page and "isda-cost" not in page      # construction checks are not listed
+
+
+def test_chapter_counts_ignore_book_and_construction_claims():
+    claims = [_claim("a", "reproduced", source="book"), _claim("b", "construction", kind="construction"),
+              _claim("c", "reproduced", kind="cost", source="book", passed=True)]
+    counts = bp.chapter_counts(claims)
+    assert counts["paper"] == 0 and counts["book"] == 2 and counts["reproduced"] == 0 and counts["cost_passed"] == 0
+
+
+def test_one_forest_plot_per_part_with_every_statistical_claim(tree):
+    book = tree / "book"
+    page = bp.build_results_page(tree, book)
+    assert "![Forest plot of the statistical claims of Attention modules" in page
+    assert "(results-attention-modules.png)" in page and "(results-losses.png)" in page
+    assert (book / "results-attention-modules.png").stat().st_size > 5000
+    assert (book / "results-losses.png").stat().st_size > 5000
+    assert page.index("## Attention modules") < page.index("### Coordinate Attention") < page.index("## Losses")
+    forest = bp._module_by_path("_forest_test", bp.ROOT / "lib" / "plot" / "forest.py")
+    rows = forest.forest_rows([("isda", json.loads((tree / "papers/isda/results/reduced.json").read_text())["claims"])])
+    assert [r["label"] for r in rows] == ["isda: isda-beats-ce", "isda: isda-low-data", "isda: isda-extension (book)"]
+    assert {r["verdict"] for r in rows} == {"smaller-than-claimed", "contradicted", "reproduced"}
 
 
 def test_chapter_links_and_status(tree):
     page = bp.build_results_page(tree)
-    link = "[Coordinate Attention for Efficient Mobile Network Design](../papers/coord-attention/coord-attention.ipynb)"
-    assert link in page
+    assert CA_LINK in page
     assert "../papers/isda/isda.ipynb" not in page  # no notebook, so no dead link
-    assert "| Implicit Semantic Data Augmentation | reduced | `isda-cost` text of isda-cost | contradicted |" in page
+    assert ("| Implicit Semantic Data Augmentation | `isda-low-data` text of isda-low-data | paper | contradicted | "
+            "+0.40 [-0.20, +1.00] (97.5%) | +0.80 | 1.10 |") in page
     assert "MDE 1.1 pp \\| vs claimed 0.8 pp" in page  # pipes escaped inside cells
+    assert "judged under method v2 at commit `fedcba987654`" in page
     assert "[2103.02907](https://arxiv.org/abs/2103.02907)" in page
     assert _table_row(page, "coord-attention").endswith("| A | chapter |")
     assert _table_row(page, "isda").endswith("| A | planned |")
     assert "A \\| piped title" in page
-    # chapters in sorted order, tiers in A, B, C, S order
-    assert page.index("### Coordinate Attention") < page.index("### Implicit Semantic")
     assert page.index("### Tier A") < page.index("### Tier C")
 
 
@@ -98,22 +146,30 @@ def test_results_page_without_results(tree):
     shutil.rmtree(tree / "papers" / "isda" / "results")
     page = bp.build_results_page(tree)
     assert "No results have been recorded yet" in page
-    assert "| reproduced |" not in page
+    assert "| **all chapters** |" not in page
     assert "3 papers, 1 with a chapter" in page
 
 
 def test_results_page_is_deterministic(tree):
     assert bp.build_results_page(tree) == bp.build_results_page(tree)
+    first = bp.build_results_page(tree, tree / "a")
+    assert first == bp.build_results_page(tree, tree / "a")
+    assert (tree / "a" / "results-losses.png").read_bytes() == (tree / "a" / "results-losses.png").read_bytes()
 
 
 def test_newest_reduced_result_wins(tree):
     results = tree / "papers" / "isda" / "results"
     (results / "reduced-old.json").write_text(json.dumps({
         "chapter": "isda", "scale": "reduced", "created": "2024-01-01",
-        "claims": [_claim("isda-beats-ce", "contradicted")]}))
+        "claims": [_claim("isda-beats-ce", "reproduced")]}))
     page = bp.build_results_page(tree)
-    assert _table_row(page, "reproduced") == "| reproduced | 2 |"
-    assert _table_row(page, "contradicted") == "| contradicted | 1 |"
+    assert _table_row(page, "**all chapters**").startswith("| **all chapters** | 8 | 1 | 1 | 1 |")
+
+
+def test_chapters_outside_the_toc_form_their_own_part(tree):
+    (tree / "_toc.yml").unlink()
+    page = bp.build_results_page(tree)
+    assert "\n## Chapters\n" in page and "## Attention modules" not in page
 
 
 def test_datasets_page(tmp_path):
@@ -141,6 +197,8 @@ def test_cli_writes_both_pages(tree):
     assert bp.main(["--root", str(tree)]) == 0
     assert (tree / "book" / "datasets.md").read_text().startswith("# Datasets")
     assert (tree / "book" / "results.md").read_text().startswith("# Results dashboard")
+    assert sorted(p.name for p in (tree / "book").glob("results-*.png")) == ["results-attention-modules.png",
+                                                                            "results-losses.png"]
 
 
 # --- attention bench page ---------------------------------------------------------------------------------

@@ -251,6 +251,18 @@ def measure_gates(claims: list[Claim], runs: list[dict], parameters: dict | None
     return out
 
 
+def plateau_measurement(runs: list[dict], doubled_runs: list[dict], arm: str, metric: str, epochs: int,
+                        doubled_epochs: int) -> dict:
+    """The record a ``plateau`` gate reads (to store under ``results["gates"][<gate id>]``): ``arm``'s ``metric``
+    at the preset's ``epochs`` and at ``doubled_epochs``, over the seeds present in both sets of runs."""
+    at = {r["seed"]: r["metrics"][metric] for r in _ok_runs(runs, arm)}
+    doubled = {r["seed"]: r["metrics"][metric] for r in _ok_runs(doubled_runs, arm)}
+    seeds = sorted(set(at) & set(doubled))
+    return {"kind": "plateau", "arm": arm, "metric": metric, "seeds": seeds, "epochs": epochs,
+            "values": [at[s] for s in seeds], "doubled_epochs": doubled_epochs,
+            "doubled_values": [doubled[s] for s in seeds]}
+
+
 def check_gate(spec: dict | None, measured: dict | None) -> dict:
     """``{"id", "rule", "status": passed | failed | not-measured | none, "detail"}`` for one claim's gate."""
     if spec is None:
@@ -421,7 +433,8 @@ def _statistical_verdict(claim: Claim, r: EffectTest, p: float, p_adj: float, m:
     if gate["status"] in ("failed", "not-measured"):
         verdict = "not-tested-at-this-scale"
         reason = UNDER_TRAINED if gate["status"] == "failed" else NOT_MEASURED
-        summary = f"{reason} ({gate['detail']}); the statistics alone would give {word}: {summary}"
+        detail = "" if gate["detail"] == reason else f" ({gate['detail']})"
+        summary = f"{reason}{detail}; the statistics alone would give {word}: {summary}"
     return {**_base(claim), "verdict": verdict, "outcome": word, "annotation": note, "summary": summary,
             "metric": claim.metric, "arms": claim.arms, "test": claim.test, "direction": claim.direction,
             "alpha": claim.alpha, "min_effect": claim.min_effect, "margin": claim.margin, "gate": gate,

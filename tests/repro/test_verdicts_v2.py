@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from lib.repro import ClaimsError, compare, judge, judge_chapter, load_claims, measure_gates, parse_claims
-from lib.repro.claims import NOT_MEASURED, UNDER_TRAINED, check_gate, outcome
+from lib.repro.claims import NOT_MEASURED, UNDER_TRAINED, check_gate, outcome, plateau_measurement
 from lib.repro.stats import effect_test, equivalence, holm, mde_two_sided, reference_test
 from lib.repro.tables import print_verdicts, verdict_table
 
@@ -223,6 +223,10 @@ def test_regime_gate_turns_a_significant_result_into_not_tested():
     assert missing["verdict"] == "not-tested-at-this-scale" and missing["summary"].startswith(NOT_MEASURED)
     passing = {"plateau-b": {**failing["plateau-b"], "doubled_values": [71.0, 72.0]}}
     assert judge(claim, "reduced", runs, gates=passing)["verdict"] == "reproduced"
+    doubled = [{**r, "metrics": {"acc": r["metrics"]["acc"] + 1.0}} for r in runs if r["seed"] < 2]
+    built = plateau_measurement(runs, doubled, "b", "acc", 4, 8)
+    assert built["seeds"] == [0, 1] and built["values"] == B[:2]
+    assert judge(claim, "reduced", runs, gates={"plateau-b": built})["verdict"] == "reproduced"
     one_seed = {"plateau-b": {**passing["plateau-b"], "doubled_values": [71.0]}}
     assert judge(claim, "reduced", runs, gates=one_seed)["gate"]["status"] == "not-measured"
     not_doubled = {"plateau-b": {**passing["plateau-b"], "doubled_epochs": 6}}
@@ -286,3 +290,36 @@ def test_not_tested_and_other_scale_claims_stay_out_of_the_family():
 def test_v2_schema_errors_name_the_bad_value(bad, match):
     with pytest.raises(ClaimsError, match=match):
         _claims(bad)
+
+
+# --- the chapters ----------------------------------------------------------------------------------------------------
+
+CHAPTERS = sorted(p.parent.name for p in (ROOT / "papers").glob("*/claims.yaml"))
+
+
+@pytest.mark.parametrize("slug", CHAPTERS)
+def test_every_chapter_claim_names_its_source_and_every_tested_claim_a_gate(slug):
+    text = (ROOT / "papers" / slug / "claims.yaml").read_text()
+    _, claims = load_claims(ROOT / "papers" / slug / "claims.yaml")
+    assert text.count("source: paper") + text.count("source: book") >= len(claims)
+    trained = {r["arm"] for r in json.loads((ROOT / "papers" / slug / "results" / "reduced.json").read_text())["runs"]}
+    for claim in claims:
+        if claim.testable:
+            assert claim.gate is not None, f"{slug}: {claim.id} names no regime gate"
+            assert claim.gate["arm"] in trained, f"{slug}: {claim.id}'s gate is on an arm the chapter does not train"
+        if claim.paper.get("verified") is False:
+            assert claim.paper.get("unverified"), f"{slug}: {claim.id} is marked unverified without saying what"
+
+
+@pytest.mark.parametrize("slug", CHAPTERS)
+def test_committed_verdicts_equal_a_fresh_judgement_of_the_committed_runs(slug):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_rejudge", ROOT / "ci" / "rejudge.py")
+    rejudge = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rejudge)
+    committed = json.loads((ROOT / "papers" / slug / "results" / "reduced.json").read_text())
+    fresh, _ = rejudge.rejudge(slug)
+    assert committed.get("judged", {}).get("method") == "v2"
+    assert [(c["id"], c["verdict"]) for c in committed["claims"]] == [(c["id"], c["verdict"]) for c in fresh["claims"]]
+    assert [c.get("summary") for c in committed["claims"]] == [c.get("summary") for c in fresh["claims"]]
