@@ -22,6 +22,18 @@ The MLP layers are 1x1 convolutions with bias (the official ``nn.Linear`` on a f
 the same map). The default reduction ``r = 24`` matches the SE arm of the coordinate attention paper
 (arXiv:2103.02907), whose comparison table lists SE and CBAM at the same 3.89M parameters on MobileNetV2;
 the CBAM paper itself uses ``r = 16`` on ResNets. The bottleneck width is ``max(1, C // r)``.
+
+Fewer channels than the reduction (``C < r``): the official ``ChannelGate`` builds its MLP with
+``C // r = 0`` hidden units. Its output is then the second layer's bias alone (zero at PyTorch's
+initialisation, since that layer has no inputs), so the channel gate is ``sigmoid(2 b)``: the same for every
+input, 0.5 per channel at the start, and only ``b`` learns. Here the MLP keeps one hidden unit, so the gate
+still depends on the pooled input (timm's ``CbamModule`` also keeps at least one unit;
+``tests/parity/test_attention.py`` checks that the two agree at ``C = 8, r = 16``). The book's networks never
+reach this case: the narrowest CBAM slot, 48 channels in MobileNetV2-0.5, gets 2 units at ``r = 24``.
+
+Against timm's ``CbamModule`` (``tests/parity``): timm stacks ``[mean; max]`` for the spatial gate, updates
+its BatchNorm with momentum 0.1 and by default has no MLP biases; with the two weight channels swapped, the
+momentum set to 0.01 and ``mlp_bias=True`` the two agree to rounding.
 """
 from __future__ import annotations
 

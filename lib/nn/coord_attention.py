@@ -1,7 +1,8 @@
 """Coordinate attention (CA): channel attention factorised into one gate along H and one along W.
 
 Paper: Q. Hou, D. Zhou, J. Feng, "Coordinate Attention for Efficient Mobile Network Design", CVPR 2021,
-arXiv:2103.02907. Official code: github.com/Andrew-Qibin/CoordAttention (``coordatt.py``, ``mbv2_ca.py``).
+arXiv:2103.02907. Official code: github.com/houqb/CoordAttention (``coordatt.py``, ``mbv2_ca.py``; the
+repository was first published under the name github.com/Andrew-Qibin/CoordAttention).
 
 Implements the coordinate information embedding, Eq. 4-5 (average over W gives ``z^h`` of shape
 ``C×H×1``; average over H gives ``z^w`` of shape ``C×1×W``), and the coordinate attention generation,
@@ -26,6 +27,10 @@ Where the official code differs from the paper, this follows the code:
   layers are not squeezed below 8 channels; the paper writes ``C / r``;
 * all three 1x1 convolutions carry a bias, including the one before the BatchNorm (in training mode the
   batch mean cancels it, so it receives no gradient).
+
+timm's ``CoordAttn`` (``timm.layers.coord_attn``) is the same computation but by default has no biases and
+``make_divisible(C / 24, 8)`` hidden channels; with ``rd_channels=max(8, C // 32)`` and ``bias=True`` it agrees
+with this module to rounding (``tests/parity``).
 """
 from __future__ import annotations
 

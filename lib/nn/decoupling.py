@@ -7,7 +7,12 @@ linear classifier ``logits = W f(x) + b``, any sampling); then only the classifi
 
 * **cRT** (classifier re-training): a freshly initialised ``W, b`` trained on frozen features with
   class-balanced sampling (``q = 0`` in Eq. 1). Official recipe (``config/*/cls_crt.yaml``): 10 epochs,
-  SGD momentum 0.9, lr 0.2 with a cosine schedule to 0, weight decay 5e-4, batch 512.
+  SGD momentum 0.9, lr 0.2 with a cosine schedule to 0, weight decay 5e-4, batch 512. The official schedule
+  is ``CosineAnnealingLR(T_max=epochs, eta_min=0)`` stepped once per epoch, before the epoch's first batch:
+  the learning rate is constant within an epoch, the first epoch already runs at
+  ``0.2 (1 + cos(π / 10)) / 2 = 0.195`` and the last at 0 (no update in it). Here (``train_classifier``, and
+  ``lib.train.fit`` for the image-level second stage) the cosine is annealed per step instead, from 0.2 at
+  the first step to nearly 0 at the last, so every epoch updates.
 * **τ-normalised classifier** (Eq. 3): ``w̃_i = w_i / ||w_i||^τ``; τ = 0 leaves ``W`` unchanged, τ = 1 gives
   unit-norm rows. The official ``tau_norm.py`` drops the bias (logits ``W̃ f(x)``) and sweeps
   τ ∈ {0, 0.1, ..., 2} on the extracted features of a split; the paper picks τ on the validation set.
@@ -16,15 +21,25 @@ linear classifier ``logits = W f(x) + b``, any sampling); then only the classifi
   ``f_i`` per class, trained with class-balanced sampling. The official ``TauNormClassifier.py`` (used for
   LWS) multiplies the whole logit ``W f(x) + b`` by ``f``, i.e. it scales the bias too; this follows the code.
   Official recipe (``cls_lws.yaml``): 5 epochs, lr 0.2 cosine, weight decay 5e-4 (on the scales).
-* **NCM** (nearest class mean): class means of the training features, prediction by cosine similarity or
-  negative squared Euclidean distance on L2-normalised features. The official ``KNNClassifier`` default
-  (``cl2n``) first subtracts the mean training feature, then L2-normalises; ``center=True`` does that.
+* **NCM** (nearest class mean): class means ``μ_c`` of the L2-normalised training features, prediction by
+  the nearest mean. The official ``KNNClassifier`` default (``cl2n``) first subtracts the mean training
+  feature, then L2-normalises; ``center=True`` does that. The means are not normalised again (their norm is
+  at most 1, smaller for a class whose features spread). ``distance`` picks the logits for a normalised
+  query ``z``: ``"euclidean"``, ``-||z - μ_c||^2``, is the official default (``dist_type='l2'``) exactly;
+  ``"cosine"`` is a true cosine, ``<z, μ_c> / ||μ_c||``; ``"dot"`` is what the official ``dist_type='cos'``
+  computes, ``<z, μ_c> / D`` on the unnormalised means (``D`` the feature dimension, which only scales
+  the logits). The two cosine variants rank classes differently wherever the norms of the means differ;
+  compared numerically, their argmax predictions agreed on 87.5-95 % of the samples.
 
 ``FrozenBackboneClassifier`` wraps a trained backbone (``forward_features``) and a new head so that the
 second stage can also be trained through ``lib.train.fit`` on images with augmentation, as the official
 code does; the backbone runs under ``torch.no_grad`` in eval mode (BatchNorm statistics frozen), so no
-gradient reaches it. ``train_classifier`` is the cheap alternative used at reduced scale: the same
-re-training on features extracted once (no augmentation).
+gradient reaches it. The official ``train()`` differs here: it puts every network in train mode at each
+epoch, the frozen feature model included (freezing only sets ``requires_grad=False``), so during its second
+stage the backbone's BatchNorm layers normalise with the statistics of each class-balanced batch and keep
+updating their running statistics, which the evaluation then uses. Here the backbone's features stay those
+of the first-stage model, the same as ``extract_features`` gives. ``train_classifier`` is the cheap
+alternative used at reduced scale: the same re-training on features extracted once (no augmentation).
 
 Shapes: features ``(N, D)``, weights ``(C, D)``, logits ``(N, C)``. Imports torch only.
 """
@@ -36,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NCM_DISTANCES = ("cosine", "euclidean")
+NCM_DISTANCES = ("cosine", "euclidean", "dot")
 
 
 def class_weight_norms(weight: torch.Tensor) -> torch.Tensor:
@@ -119,10 +134,13 @@ class LWSClassifier(nn.Module):
 
 
 class NCMClassifier(nn.Module):
-    """Nearest class mean on L2-normalised features; logits = cosine similarity or −squared distance.
+    """Nearest class mean on L2-normalised features; logits = cosine, −squared distance or scaled dot product.
 
-    Args: ``distance`` — ``"cosine"`` or ``"euclidean"``; ``center`` — subtract the mean training feature
-    before normalising (official ``cl2n`` default). Call ``fit(features, labels)`` before use.
+    Args: ``distance`` — ``"euclidean"`` (``-||z - μ_c||^2``, the official default), ``"cosine"`` (a true
+    cosine, ``<z, μ_c> / ||μ_c||``) or ``"dot"`` (``<z, μ_c> / D`` on the unnormalised means, the official
+    ``dist_type='cos'``); ``center`` — subtract the mean training feature before normalising (official
+    ``cl2n`` default). ``z`` is the normalised query, ``μ_c`` the mean of the normalised training features of
+    class ``c``. Call ``fit(features, labels)`` before use.
     """
 
     def __init__(self, distance: str = "euclidean", center: bool = True):
@@ -155,6 +173,8 @@ class NCMClassifier(nn.Module):
         z = self._transform(features)
         if self.distance == "cosine":
             return z @ F.normalize(self.centroids, dim=1).T
+        if self.distance == "dot":
+            return z @ self.centroids.T / z.shape[1]
         return -torch.cdist(z, self.centroids).pow(2)
 
 
@@ -162,7 +182,9 @@ class FrozenBackboneClassifier(nn.Module):
     """``head(backbone.forward_features(x))`` with the backbone frozen: no gradient, eval-mode BatchNorm.
 
     For the second stage of decoupled training through ``lib.train.fit`` (cRT with a new ``nn.Linear``, LWS
-    with an ``LWSClassifier``), as in the official code, which re-trains on augmented images.
+    with an ``LWSClassifier``), as in the official code, which re-trains on augmented images. Unlike the
+    official code, whose ``train()`` leaves the frozen backbone's BatchNorm in train mode (batch statistics,
+    running statistics updated), the backbone stays in eval mode here whatever ``train()`` is called with.
     """
 
     def __init__(self, backbone: nn.Module, head: nn.Module):
@@ -202,8 +224,10 @@ def train_classifier(head: nn.Module, features: torch.Tensor, labels: torch.Tens
 
     ``sampler(generator, epoch) -> indices`` (``len(sampler)`` per epoch; e.g. a class-balanced sampler of
     ``lib.data.longtail``) draws from a generator seeded by ``(seed, epoch)``. SGD with momentum, cosine
-    schedule from ``lr`` to 0 over all steps (the official ``coslr``/``endlr: 0``); the last partial batch
-    is dropped unless it is the only one.
+    schedule from ``lr`` to 0 over all steps, updated after every step (the official ``coslr``/``endlr: 0``
+    steps ``CosineAnnealingLR(T_max=epochs)`` once per epoch instead: ``lr (1 + cos(π / epochs)) / 2`` in the
+    first epoch, 0.195 for lr 0.2 and 10 epochs, and 0 in the last); the last partial batch is dropped
+    unless it is the only one.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")

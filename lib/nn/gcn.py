@@ -4,15 +4,22 @@ Paper: T. N. Kipf, M. Welling, "Semi-Supervised Classification with Graph Convol
 arXiv:1609.02907. The depth study it serves is M. Liu, H. Gao, S. Ji, "Towards Deeper Graph Neural Networks",
 KDD 2020, arXiv:2007.09296 (Sec. 3: deep GCNs lose accuracy).
 
-One layer (Kipf & Welling, Eq. 2): ``H' = Â H W + b`` with ``Â = D^-1/2 (A + I) D^-1/2`` given as a sparse
-tensor. ``GCN(in_features, hidden, num_classes, layers=L)`` stacks ``L`` such layers
+One layer (Kipf & Welling, Eq. 2, plus a bias): ``H' = Â H W + b`` with ``Â = D^-1/2 (A + I) D^-1/2`` given
+as a sparse tensor. ``GCN(in_features, hidden, num_classes, layers=L)`` stacks ``L`` such layers
 (``in -> hidden -> ... -> hidden -> classes``), ReLU after every layer but the last, dropout on the input of every
 layer (as in Kipf & Welling's code). The output is the logits ``(N, classes)``; the softmax lives in the loss.
 
 Inputs: ``features`` (N, F), dense or sparse COO/CSR (bag-of-words rows are ~1 % non-zero; dropout on a
 sparse input drops stored entries, which is dropout on the dense matrix since dropped zeros stay zero),
 ``adjacency`` (N, N) sparse COO, or sparse CSR taken to be symmetric (its backward pass reuses it).
-Weights use Glorot (Xavier) uniform initialisation and zero biases, as Kipf & Welling.
+Weights use Glorot (Xavier) uniform initialisation, as Kipf & Welling's TensorFlow code.
+
+Biases: every layer has one (zero at initialisation; ``gcn_params`` counts them). Eq. 2 has none, and neither
+has Kipf & Welling's TensorFlow code (github.com/tkipf/gcn): its ``GraphConvolution`` defaults to
+``bias=False`` and its GCN model does not change that. Their PyTorch port (github.com/tkipf/pygcn) has
+biases (``bias=True``, initialised uniformly in ``±1/sqrt(out_features)`` like its weights); this follows
+the port. A bias adds ``hidden`` (``num_classes`` for the last layer) parameters per layer, which
+``lib.train.full_batch`` decays like the weights.
 """
 from __future__ import annotations
 

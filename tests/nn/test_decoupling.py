@@ -58,7 +58,7 @@ def test_lws_with_unit_scales_equals_the_original_classifier_and_trains_only_sca
     assert torch.allclose(lws.effective_weight(), layer.weight)
 
 
-@pytest.mark.parametrize("distance", ["cosine", "euclidean"])
+@pytest.mark.parametrize("distance", ["cosine", "euclidean", "dot"])
 @pytest.mark.parametrize("center", [False, True])
 def test_ncm_predicts_the_nearest_mean(distance, center):
     feats = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [-1.0, 0.05], [-0.9, -0.05]])
@@ -69,8 +69,37 @@ def test_ncm_predicts_the_nearest_mean(distance, center):
     assert ncm(feats).argmax(1).tolist() == labels.tolist()
 
 
+def test_ncm_logits_by_hand_and_where_the_official_cosine_disagrees():
+    """Class 0 has the unit features (1, 0), (0, 1): mean (0.5, 0.5), norm 0.707; class 1 has (2, 0), (3, 0),
+    normalised (1, 0): mean (1, 0), norm 1. Query (4, 3), normalised z = (0.8, 0.6), D = 2:
+    <z, mu_0> = 0.7, <z, mu_1> = 0.8; ||z - mu_0||^2 = 0.09 + 0.01, ||z - mu_1||^2 = 0.04 + 0.36."""
+    feats = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [3.0, 0.0]], dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1, 1])
+    query = torch.tensor([[4.0, 3.0]], dtype=torch.float64)
+    expected = {"cosine": [0.7 / 0.5 ** 0.5, 0.8], "euclidean": [-0.10, -0.40], "dot": [0.35, 0.40]}
+    for distance, logits in expected.items():
+        ncm = NCMClassifier(distance, center=False).fit(feats, labels)
+        assert torch.allclose(ncm.centroids, torch.tensor([[0.5, 0.5], [1.0, 0.0]], dtype=torch.float64))
+        assert torch.allclose(ncm(query), torch.tensor([logits], dtype=torch.float64), atol=1e-12), distance
+    # the unnormalised mean of the spread-out class 0 loses under the official <z, mu> / D, wins as a cosine
+    assert [NCMClassifier(d, center=False).fit(feats, labels)(query).argmax().item() for d in expected] == [0, 0, 1]
+
+
+def test_ncm_dot_is_the_official_centred_formula_and_the_default_is_unchanged():
+    gen = torch.Generator().manual_seed(0)
+    feats, labels = torch.randn(30, 5, generator=gen) + 2.0, torch.arange(3).repeat(10)
+    queries = torch.randn(7, 5, generator=gen) + 2.0
+    z = nn.functional.normalize(feats - feats.mean(0), dim=1)
+    means = torch.stack([z[labels == c].mean(0) for c in range(3)])
+    zq = nn.functional.normalize(queries - feats.mean(0), dim=1)
+    assert torch.allclose(NCMClassifier("dot").fit(feats, labels)(queries), zq @ means.T / 5, atol=1e-6)
+    default = NCMClassifier()
+    assert (default.distance, default.center) == ("euclidean", True)
+    assert torch.allclose(default.fit(feats, labels)(queries), -torch.cdist(zq, means).pow(2), atol=1e-5)
+
+
 def test_ncm_errors():
-    with pytest.raises(ValueError, match="unknown NCM distance 'l1'; accepted: cosine, euclidean"):
+    with pytest.raises(ValueError, match="unknown NCM distance 'l1'; accepted: cosine, euclidean, dot"):
         NCMClassifier("l1")
     with pytest.raises(RuntimeError, match="must be called before"):
         NCMClassifier()(torch.randn(2, 3))
