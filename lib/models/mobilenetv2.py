@@ -10,7 +10,7 @@ Shapes: ``(N, in_channels, 32, 32)`` in, ``(N, num_classes)`` logits out; the fe
 is ``(N, feature_dim, 4, 4)``. Other sizes work; the map is the input size divided by 8.
 
 Attention slot, as in ``mbv2_ca.py`` of the official coordinate attention code (Hou, Zhou, Feng, CVPR 2021,
-arXiv:2103.02907, github.com/Andrew-Qibin/CoordAttention) and the figure of its README on where to plug CA:
+arXiv:2103.02907, github.com/houqb/CoordAttention) and the figure of its README on where to plug CA:
 after the depthwise convolution's ReLU6, on the ``t``-times expanded hidden channels, before the linear
 projection. The same slot is used for SE and CBAM so that only the attention differs between arms. Blocks
 with ``t = 1`` (only the first) have no expansion and, as in ``mbv2_ca.py``, no attention.

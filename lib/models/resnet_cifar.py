@@ -11,7 +11,8 @@ pooled ``(N, 64k)`` features (for losses that need them, e.g. ISDA).
 
 Deviation: where the number of channels changes, the shortcut is a 1×1 convolution with stride 2 + BN
 (option B of the paper) instead of zero-padding (option A, used by the paper for CIFAR); this adds
-``2 · (16k·32k + 32k·64k)`` weights plus BN and is the common choice in re-implementations.
+``16k·32k + 32k·64k`` weights plus their BN (2,752 parameters at k = 1) and is the common choice in
+re-implementations.
 """
 from __future__ import annotations
 
