@@ -323,3 +323,13 @@ def test_committed_verdicts_equal_a_fresh_judgement_of_the_committed_runs(slug):
     assert committed.get("judged", {}).get("method") == "v2"
     assert [(c["id"], c["verdict"]) for c in committed["claims"]] == [(c["id"], c["verdict"]) for c in fresh["claims"]]
     assert [c.get("summary") for c in committed["claims"]] == [c.get("summary") for c in fresh["claims"]]
+
+
+def test_the_worked_examples_in_method_md_are_what_the_rules_compute():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_method_examples", ROOT / "ci" / "method_examples.py")
+    examples = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(examples)
+    text = (ROOT / "book" / "method.md").read_text(encoding="utf-8")
+    assert examples.render(text) == text, "book/method.md's worked examples are stale: python ci/method_examples.py --write"
