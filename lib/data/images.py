@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pathlib
+import socket
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,7 +15,7 @@ from filelock import FileLock
 
 from .cards import DataCard, load_card
 
-CACHE_VERSION = 1  # bump when the cached tensor layout changes
+CACHE_VERSION = 2  # bump when the cached tensor layout changes (2: every cache file has a .sha256 beside it)
 
 
 class ChecksumError(RuntimeError):
@@ -67,16 +70,25 @@ class ImageData:
         return mean.float(), std.float()
 
 
+def _env_path(name: str) -> pathlib.Path | None:
+    from ..repro.store import env_path   # relative values mean the caller's working directory, not the kernel's
+
+    return env_path(name)
+
+
 def mirror_root() -> pathlib.Path | None:
-    """The local mirror directory from ``$REPRO_DATA``, or None to load from the hub."""
-    value = os.environ.get("REPRO_DATA")
-    return pathlib.Path(value).expanduser().resolve() if value else None
+    """The local mirror directory from ``$REPRO_DATA``, or None to load from the hub.
+
+    A relative ``$REPRO_DATA`` is resolved against the working directory of the command that started the
+    chapter (``$PWD``), not the notebook kernel's ``papers/<slug>/``."""
+    value = _env_path("REPRO_DATA")
+    return value.resolve() if value else None
 
 
 def cache_dir() -> pathlib.Path:
     """Where decoded tensors are cached (``$REPRO_CACHE``, default ``~/.cache/efficient-networks-reproduced``)."""
-    value = os.environ.get("REPRO_CACHE")
-    return pathlib.Path(value).expanduser() if value else pathlib.Path.home() / ".cache" / "efficient-networks-reproduced"
+    value = _env_path("REPRO_CACHE")
+    return value if value else pathlib.Path.home() / ".cache" / "efficient-networks-reproduced"
 
 
 def sha256_file(path: pathlib.Path, chunk: int = 1 << 20) -> str:
@@ -136,7 +148,13 @@ def _open_dataset(card: DataCard, split: str, root: pathlib.Path | None):
     else:
         if card.hub_id is None:
             raise MissingDataError(f"{card.name} has no hub id; set REPRO_DATA to a local mirror")
-        ds = datasets.load_dataset(card.hub_id, card.hub_config, split=split)
+        _check_hub_reachable(card)
+        try:
+            ds = datasets.load_dataset(card.hub_id, card.hub_config, split=split)
+        except Exception as error:
+            raise MissingDataError(f"{card.name}: loading {card.hub_id!r} from the Hugging Face hub failed "
+                                   f"({type(error).__name__}: {str(error)[:300]}); REPRO_DATA is not set. Set "
+                                   f"REPRO_DATA to a local mirror (<name>/<split>-0000i-of-0000N.parquet).") from error
     image_col, label_col = _columns(card)
     missing = {image_col, label_col} - set(ds.column_names)
     if missing:
@@ -150,6 +168,27 @@ def _open_dataset(card: DataCard, split: str, root: pathlib.Path | None):
     return ds, image_col, label_col
 
 
+def _check_hub_reachable(card: DataCard, timeout: float = 3.0) -> None:
+    """Fail in seconds, naming REPRO_DATA, when the hub cannot be reached (the hub client retries for ~30 s).
+
+    Skipped in the hub's offline mode (``HF_DATASETS_OFFLINE`` / ``HF_HUB_OFFLINE``), which reads its cache."""
+    offline = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
+    if any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in offline):
+        return
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        raise MissingDataError(
+            f"{card.name}: REPRO_DATA is not set, so the data would come from the Hugging Face hub ({card.hub_id}), "
+            f"but {host}:{port} cannot be reached ({error}). Set REPRO_DATA to a local mirror directory "
+            f"(<name>/<split>-0000i-of-0000N.parquet, see data_cards/{card.name}.md), or set HF_DATASETS_OFFLINE=1 "
+            f"to read the hub's local cache.") from None
+
+
 def _decode(ds, image_col: str, label_col: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     first = ds[0][image_col]
     mode = "L" if first.mode in ("L", "1", "I;16") else "RGB"
@@ -160,10 +199,56 @@ def _decode(ds, image_col: str, label_col: str) -> tuple[torch.Tensor, torch.Ten
     return images.contiguous(), labels, list(ds.features[label_col].names)
 
 
-def _atomic_torch_save(obj, path: pathlib.Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def _digest_path(path: pathlib.Path) -> pathlib.Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def save_cache(obj, path: pathlib.Path) -> None:
+    """Write a cache file atomically with its sha256 in ``<file>.sha256`` beside it (checked by ``load_cache``)."""
+    from ..repro.store import atomic_write
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    _digest_path(path).unlink(missing_ok=True)   # never a stale digest beside a new file
+    atomic_write(path, lambda handle: handle.write(data))
+    atomic_write(_digest_path(path), lambda handle: handle.write(f"{digest}  {path.name}\n".encode()))
+
+
+_atomic_torch_save = save_cache   # the name lib.data.segmentation imports
+
+
+def load_cache(path: pathlib.Path) -> dict | None:
+    """The cached tensors in ``path``, or None when there is no valid cache file.
+
+    A file whose sha256 differs from its ``.sha256`` (a flipped byte), a truncated file, a file torch cannot
+    read or one without a digest is named in a warning and deleted, so that the caller decodes it again.
+    """
+    if not path.is_file():
+        return None
+    problem = None
+    data = path.read_bytes()
+    expected = _digest_path(path).read_text().split()[0] if _digest_path(path).is_file() else None
+    actual = hashlib.sha256(data).hexdigest()
+    if expected is None:
+        problem = "has no .sha256 digest beside it"
+    elif actual != expected:
+        problem = f"has sha256 {actual[:16]}... but its digest file says {expected[:16]}... (corrupted)"
+    else:
+        try:
+            cached = torch.load(io.BytesIO(data), weights_only=True)
+            if not isinstance(cached, dict) or not {"images", "labels", "classes"} <= set(cached):
+                problem = "does not hold images, labels and classes"
+        except Exception as error:   # truncated or foreign file: torch raises a generic zip error
+            problem = f"cannot be read ({type(error).__name__}: {str(error)[:120]})"
+    if problem is None:
+        return cached
+    warnings.warn(f"decoded-data cache file {path} {problem}; deleting it and decoding the data again",
+                  RuntimeWarning, stacklevel=3)
+    path.unlink(missing_ok=True)
+    _digest_path(path).unlink(missing_ok=True)
+    return None
 
 
 def load(name: str, split: str, *, per_class: int | None = None, subset_seed: int = 0) -> ImageData:
@@ -192,14 +277,13 @@ def load(name: str, split: str, *, per_class: int | None = None, subset_seed: in
     folder.mkdir(parents=True, exist_ok=True)
     full_path = folder / f"{split}-v{CACHE_VERSION}-{key}.pt"
     with FileLock(str(full_path) + ".lock"):
-        if full_path.is_file() or per_class is None:
-            if full_path.is_file():
-                cached = torch.load(full_path, weights_only=True)
-            else:
+        cached = load_cache(full_path)
+        if cached is not None or per_class is None:
+            if cached is None:
                 if ds is None:
                     ds, image_col, label_col = _open_dataset(card, split, root)
                 cached = _decode_checked(card, split, ds, image_col, label_col)
-                _atomic_torch_save(cached, full_path)
+                save_cache(cached, full_path)
             data = ImageData(cached["images"], cached["labels"], cached["classes"], name, split,
                              {**source, "rows": len(cached["labels"])})
             if per_class is None:
@@ -212,12 +296,11 @@ def load(name: str, split: str, *, per_class: int | None = None, subset_seed: in
     digest = hashlib.sha256(indices.numpy().tobytes()).hexdigest()[:16]
     sub_path = folder / f"{split}-v{CACHE_VERSION}-{key}-rows-{digest}.pt"
     with FileLock(str(sub_path) + ".lock"):
-        if sub_path.is_file():
-            cached = torch.load(sub_path, weights_only=True)
-        else:
+        cached = load_cache(sub_path)
+        if cached is None:
             images, labels, classes = _decode(ds.select(indices.tolist()), image_col, label_col)
             cached = {"images": images, "labels": labels, "classes": classes}
-            _atomic_torch_save(cached, sub_path)
+            save_cache(cached, sub_path)
     return ImageData(cached["images"], cached["labels"], cached["classes"], name, split,
                      {**source, "rows": len(indices), "indices_sha256": digest})
 

@@ -10,7 +10,11 @@ timings mean the same thing everywhere:
   (paired comparisons) and a resumed run sees what an uninterrupted one would have;
 * the model, optimizer, schedule, history and RNG state are checkpointed atomically after every epoch;
   calling ``fit`` again with the same ``run_dir`` resumes after the last finished epoch;
-* a non-finite loss stops the run with ``NonFiniteLossError`` naming the run, epoch and step;
+* a non-finite loss stops the run with ``NonFiniteLossError`` naming the run, epoch and step; a finite
+  divergence (a step's training loss above ``divergence_factor`` × the run's first-step loss, 100 by default)
+  stops it with ``DivergenceError``; both are FloatingPointErrors, which ``Chapter.run`` records as failed runs;
+* one process at a time trains a ``run_dir`` (a file lock; a second process waits, then resumes the finished
+  run); an unreadable checkpoint raises ``CheckpointError`` naming the file and what to do;
 * the progress bar appears only on the main process of an interactive terminal, never in a notebook.
 
 Four hooks let a chapter change one part of the recipe and keep everything else (all optional):
@@ -33,6 +37,8 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
+import zipfile
 import pathlib
 import sys
 import time
@@ -47,6 +53,7 @@ import torch
 import torch.nn.functional as F  # noqa: E402
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from filelock import FileLock, Timeout
 
 from ..data import ImageData, crop_flip, normalize
 
@@ -68,19 +75,54 @@ class TrainConfig:
     eval_batch_size: int = 1000
     eval_every: int = 1           # evaluate on the test split every k epochs (and always after the last)
     channels_last: bool = False
+    divergence_factor: float = 100.0  # stop when a step's loss exceeds this × the first step's loss (0: never)
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
-        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
+        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or self.divergence_factor < 0:
             raise ValueError(f"invalid optimisation settings: lr={self.lr}, weight_decay={self.weight_decay}, "
-                             f"label_smoothing={self.label_smoothing}")
+                             f"label_smoothing={self.label_smoothing}, divergence_factor={self.divergence_factor}")
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
+
+
+class DivergenceError(FloatingPointError):
+    """The training loss stayed finite but grew beyond ``divergence_factor`` × its initial value."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file exists but cannot be read (corrupt, truncated) or belongs to another run."""
+
+
+def check_loss(loss: float, initial: float | None, factor: float, where: str, at: str) -> None:
+    """The book's stopping rules for one training step (book/method.md, Reliability): a non-finite loss
+    raises NonFiniteLossError, a loss above ``factor`` × the run's first-step loss ``initial`` raises
+    DivergenceError; ``where`` names the run and seed, ``at`` the epoch and step."""
+    if not math.isfinite(loss):
+        raise NonFiniteLossError(f"{where}: loss is {loss} at {at}; the run is stopped")
+    if factor and initial is not None and initial > 0 and loss > factor * initial:
+        raise DivergenceError(f"{where}: loss {loss:.4g} at {at} exceeds {factor:g} x the first step's loss "
+                              f"{initial:.4g} (divergence rule, book/method.md); the run is stopped")
+
+
+def load_checkpoint(path: pathlib.Path) -> dict:
+    """Read a checkpoint written by ``fit``; CheckpointError names the file and the remedy if it is unreadable."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(error).__name__}: {str(error)[:200]}); it is "
+                              f"corrupt or truncated (a full disk or a copy that did not finish). Delete it "
+                              f"(rm '{path}') to train this run again from epoch 0, or restore it from a backup."
+                              ) from error
+    if not isinstance(state, dict) or "epoch" not in state or "model" not in state:
+        raise CheckpointError(f"checkpoint {path} is not a checkpoint of lib.train.fit; delete it (rm '{path}') "
+                              f"or choose another run_dir")
+    return state
 
 
 def default_threads() -> int:
@@ -141,9 +183,34 @@ def _classification_evaluator(model, test, mean, std, accelerator, config) -> di
 
 
 def _atomic_save(obj, path: pathlib.Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from ..repro.store import torch_save_atomic   # the package's one atomic writer (unique temp name)
+
+    torch_save_atomic(obj, path)
+
+
+class _RunLock:
+    """An exclusive lock on ``run_dir`` while a process trains it; a second process waits for the first."""
+
+    def __init__(self, run_dir: pathlib.Path | None, label: str):
+        self.lock = None
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            self.lock = FileLock(str(run_dir / ".train.lock"))
+        self.label, self.run_dir = label, run_dir
+
+    def __enter__(self):
+        if self.lock is not None:
+            try:
+                self.lock.acquire(timeout=0)
+            except Timeout:
+                print(f"{self.label or 'run'}: another process is training {self.run_dir}; waiting for it",
+                      file=sys.stderr, flush=True)
+                self.lock.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        if self.lock is not None:
+            self.lock.release()
 
 
 @torch.no_grad()
@@ -188,6 +255,16 @@ def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: Train
     ``test_acc`` (%), ``test_loss``), ``train_loss`` and ``train_acc`` (%, on augmented batches; labels
     outside ``[0, classes)``, such as a void label, are not counted).
     """
+    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    run_dir = pathlib.Path(run_dir) if run_dir is not None else None
+    with _RunLock(run_dir if accelerator.is_main_process else None, label):
+        return _fit(model, train, test, config, seed=seed, run_dir=run_dir, label=label, progress=progress,
+                    accelerator=accelerator, criterion=criterion, sampler=sampler, augment=augment,
+                    evaluator=evaluator)
+
+
+def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progress, accelerator, criterion,
+         sampler, augment, evaluator) -> dict:
     start_wall = time.perf_counter()
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
@@ -218,8 +295,9 @@ def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: Train
     history: list[dict] = []
     first_epoch = 0
     checkpoint = pathlib.Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
+    initial_loss, segments = None, []
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = load_checkpoint(checkpoint)
         if state["config"] != asdict(config) or state["seed"] != seed:
             raise ValueError(f"checkpoint {checkpoint} was written by another configuration or seed; "
                              f"delete it or choose another run_dir")
@@ -230,6 +308,10 @@ def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: Train
         if stateful:
             criterion.load_state_dict(state["criterion"])
         history, first_epoch = state["history"], state["epoch"] + 1
+        initial_loss, segments = state.get("initial_loss"), state.get("segments", [])
+    threads = torch.get_num_threads()
+    if first_epoch < config.epochs:   # one segment per uninterrupted stretch of epochs, with its thread count
+        segments = [*segments, {"first_epoch": first_epoch, "threads": threads}]
 
     model, optimizer = accelerator.prepare(model, optimizer)
     show = accelerator.is_main_process and (progress is True or (progress == "auto" and sys.stderr.isatty()))
@@ -258,9 +340,11 @@ def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: Train
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             loss, logits = criterion(model, x, labels, (epoch * steps_per_epoch + step) / (config.epochs * steps_per_epoch))
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(f"{label or 'run'} (seed {seed}): loss is {loss.item()} at epoch {epoch}, "
-                                         f"step {step}; the run is stopped")
+            value = loss.item()
+            if initial_loss is None:
+                initial_loss = value
+            check_loss(value, initial_loss, config.divergence_factor, f"{label or 'run'} (seed {seed})",
+                       f"epoch {epoch}, step {step}")
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             optimizer.step()
@@ -278,7 +362,8 @@ def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: Train
         train_time += epoch_time
         record = {"epoch": epoch + 1, "train_loss": (totals[0] / totals[1]).item(),
                   "train_acc": (100.0 * totals[2] / totals[3].clamp(min=1)).item(), "lr": scheduler.get_last_lr()[0],
-                  "epoch_time_s": epoch_time, "images_per_s": steps_per_epoch * config.batch_size / epoch_time}
+                  "epoch_time_s": epoch_time, "images_per_s": steps_per_epoch * config.batch_size / epoch_time,
+                  "threads": threads}
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
             result = evaluator(model, test, mean, std, accelerator, config)
             bad = sorted(k for k in result if not k.startswith("test_"))
@@ -292,7 +377,8 @@ def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: Train
             _atomic_save({"model": accelerator.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
                           "epoch": epoch, "history": history, "config": asdict(config), "seed": seed,
-                          "criterion": criterion.state_dict() if stateful else None}, checkpoint)
+                          "criterion": criterion.state_dict() if stateful else None,
+                          "initial_loss": initial_loss, "segments": segments}, checkpoint)
         accelerator.wait_for_everyone()
     if bar is not None:
         bar.close()
@@ -306,8 +392,10 @@ def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: Train
         "train_time_s": train_time,
         "train_images_per_s": len(history) * steps_per_epoch * config.batch_size / max(train_time, 1e-9),
         "resumed_from_epoch": first_epoch,
+        "segments": segments,   # [{first_epoch, threads}]: a resumed run says which epochs ran on how many threads
     }
 
 
-__all__ = ["TrainConfig", "NonFiniteLossError", "default_threads", "seed_everything", "epoch_generator",
+__all__ = ["TrainConfig", "NonFiniteLossError", "DivergenceError", "CheckpointError", "check_loss",
+           "load_checkpoint", "default_threads", "seed_everything", "epoch_generator",
            "evaluate", "fit"]

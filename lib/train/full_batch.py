@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
-from . import NonFiniteLossError, seed_everything
+from . import check_loss, seed_everything
 
 
 @dataclass
@@ -36,6 +36,7 @@ class FullBatchConfig:
     weight_decay: float = 0.005
     patience: int = 100           # early-stopping window (official code: 100); 0 disables early stopping
     log_every: int = 50           # keep one history record every k epochs (and the selected one)
+    divergence_factor: float = 100.0  # stop when the loss exceeds this × the first epoch's loss (0: never)
 
     def __post_init__(self):
         for name in ("epochs", "log_every"):
@@ -44,7 +45,7 @@ class FullBatchConfig:
                 raise ValueError(f"FullBatchConfig.{name} must be a positive integer, got {value!r}")
         if not isinstance(self.patience, int) or self.patience < 0:
             raise ValueError(f"FullBatchConfig.patience must be a non-negative integer, got {self.patience!r}")
-        if self.lr <= 0 or self.weight_decay < 0:
+        if self.lr <= 0 or self.weight_decay < 0 or self.divergence_factor < 0:
             raise ValueError(f"invalid optimisation settings: lr={self.lr} (> 0), "
                              f"weight_decay={self.weight_decay} (>= 0)")
 
@@ -93,16 +94,16 @@ def fit_full_batch(model: torch.nn.Module, graph, config: FullBatchConfig, *, se
     val_losses: list[float] = []
     history: list[dict] = []
     train_time = 0.0
-    epoch = 0
+    epoch, initial = 0, None
     for epoch in range(1, config.epochs + 1):
         tick = time.perf_counter()
         model.train()
         optimizer.zero_grad(set_to_none=True)
         logits = model(x, adjacency)
         loss = F.cross_entropy(logits[masks["train"]], labels[masks["train"]])
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"{label or 'run'} (seed {seed}): loss is {loss.item()} at epoch {epoch}; "
-                                     f"the run is stopped")
+        value = loss.item()
+        initial = value if epoch == 1 else initial
+        check_loss(value, initial, config.divergence_factor, f"{label or 'run'} (seed {seed})", f"epoch {epoch}")
         accelerator.backward(loss)
         optimizer.step()
         train_time += time.perf_counter() - tick
