@@ -9,11 +9,15 @@ A notebook uses it in four steps::
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import pathlib
+import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -21,11 +25,20 @@ from datetime import datetime, timezone
 from typing import Callable
 
 import yaml
+from filelock import FileLock
 
 from .claims import SCALES, judge, load_claims
-from .store import REPO_ROOT, environment, git_state, hash_files, lib_files, write_json_atomic
+from .store import (REPO_ROOT, check_writable, env_path, environment, git_state, hash_files, lib_files,
+                    resolve_path_variables, write_json_atomic)
 
 FIXED_PARAMETERS = ("scale", "seeds", "threads")
+
+# Constraints every chapter gets for the parameters its presets define; ``constraints:`` in a chapter's
+# scales.yaml adds or overrides rules (``check_constraint`` lists the rule names).
+DEFAULT_CONSTRAINTS = {
+    "epochs": {"min": 1}, "batch_size": {"min": 1}, "lr": {"above": 0}, "weight_decay": {"min": 0},
+    "warmup_epochs": {"min": 0},
+}
 
 
 _RUN_ONE: Callable | None = None
@@ -54,19 +67,144 @@ def _init_worker(threads: int) -> None:
 
 
 def _execute(run_one: Callable, arm: str, seed: int, run_dir: pathlib.Path) -> dict:
-    tick = time.perf_counter()
+    """Train one (arm, seed) into ``run_dir`` under its lock; a run another process finished meanwhile is read back."""
+    main = is_main_process()
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(run_dir / ".run.lock")) if main else None
+    if lock is not None:
+        lock.acquire()
     try:
-        record = {"arm": arm, "seed": seed, "status": "ok", **run_one(arm, seed, run_dir)}
-    except FloatingPointError as error:
-        record = {"arm": arm, "seed": seed, "status": "failed", "error": str(error),
-                  "traceback": traceback.format_exc(limit=3)}
-    record["wall_time_s"] = record.get("wall_time_s", time.perf_counter() - tick)
-    record["environment"] = environment()
-    return record
+        done = run_dir / "record.json"
+        if done.is_file():
+            return json.loads(done.read_text())
+        tick = time.perf_counter()
+        try:
+            record = {"arm": arm, "seed": seed, "status": "ok", **run_one(arm, seed, run_dir)}
+        except FloatingPointError as error:   # NonFiniteLossError, DivergenceError: the run failed, the chapter goes on
+            record = {"arm": arm, "seed": seed, "status": "failed", "error": str(error),
+                      "error_type": type(error).__name__, "traceback": traceback.format_exc(limit=3)}
+        record["wall_time_s"] = record.get("wall_time_s", time.perf_counter() - tick)
+        record["environment"] = environment()
+        if main:
+            write_json_atomic(done, record)
+        return record
+    finally:
+        if lock is not None:
+            lock.release()
 
 
-def _run_job(job: tuple) -> dict:
-    return _execute(_RUN_ONE, *job)
+def die_with_parent(sig: int = signal.SIGKILL) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``).
+
+    Used by the forked training workers (a killed kernel takes its workers with it) and by a notebook kernel
+    started by papermill (a killed papermill takes the kernel). Returns False where prctl is unavailable.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, int(sig), 0, 0, 0) != 0:   # PR_SET_PDEATHSIG = 1
+            return False
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+def _worker_main(job: tuple, threads: int, parent: int, conn) -> None:
+    """Body of one forked worker: one run, its record sent back through ``conn``."""
+    die_with_parent()
+    if os.getppid() != parent:   # the parent died before prctl took effect
+        os._exit(1)
+    try:
+        _init_worker(threads)
+        conn.send(_execute(_RUN_ONE, *job))
+    except BaseException as error:   # a bug in run_one: report it to the parent, which re-raises it
+        conn.send({"__error__": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()})
+    finally:
+        conn.close()
+
+
+class WorkerError(RuntimeError):
+    """A forked training worker raised an error other than a failed run, or was killed."""
+
+
+def _run_parallel(jobs: list[tuple], workers: int, threads: int, finish: Callable[[dict], None]) -> None:
+    """Run ``jobs`` in at most ``workers`` forked processes at a time, one job per process (a fresh process per
+    run). Each worker dies with this process (``die_with_parent``); a worker that dies or raises stops the others
+    and raises WorkerError naming the run (finished runs are kept; executing again resumes the rest)."""
+    context = multiprocessing.get_context("fork")
+    pending, running = list(jobs), {}
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                job = pending.pop(0)
+                receive, send = context.Pipe(duplex=False)
+                process = context.Process(target=_worker_main, args=(job, threads, os.getpid(), send), daemon=True)
+                process.start()
+                send.close()
+                running[process.sentinel] = (process, receive, job)
+            ready = multiprocessing.connection.wait([r for _, r, _ in running.values()] + list(running))
+            for key in list(running):
+                process, receive, job = running[key]
+                if receive not in ready and key not in ready:
+                    continue
+                try:
+                    record = receive.recv() if receive.poll() else None
+                except EOFError:
+                    record = None
+                if record is None and process.is_alive():
+                    continue
+                process.join()
+                receive.close()
+                del running[key]
+                arm, seed, run_dir = job
+                if record is None:
+                    code = process.exitcode
+                    how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with {code}"
+                    raise WorkerError(f"the worker training {arm} seed {seed} {how} without a result; its "
+                                      f"checkpoint in {run_dir} is kept, execute the chapter again to resume")
+                if "__error__" in record:
+                    raise WorkerError(f"{arm} seed {seed}: {record['__error__']}\n{record['traceback']}")
+                finish(record)
+    finally:
+        for process, receive, _ in running.values():
+            process.kill()
+            process.join()
+            receive.close()
+
+
+def annotate_verdicts(verdicts: list[dict], claims: list, runs: list[dict], scale: str) -> list[dict]:
+    """Say in each statistical verdict's summary how many seeds it rests on and which failed (with the reason),
+    and mark a claim whose arms were not run at all as not tested, naming those arms (``failed_seeds`` and
+    ``seeds_used`` are added to the verdict)."""
+    arms_run = {r["arm"] for r in runs}
+    for verdict, claim in zip(verdicts, claims):
+        if not getattr(claim, "testable", claim.kind == "statistical") or scale not in claim.scales:
+            continue   # costs, constructions and claims judged at another scale rest on no seeds
+        missing = [a for a in claim.arms if a not in arms_run]
+        if missing:
+            verdict["verdict"] = "not-tested-at-this-scale"
+            verdict["summary"] = (f"arm(s) {', '.join(missing)} were not run in this execution (arms run: "
+                                  f"{', '.join(sorted(arms_run)) or 'none'}); the claim compares "
+                                  f"{', '.join(claim.arms)}")
+            verdict.pop("stats", None)
+            continue
+        failed = {a: [r for r in runs if r["arm"] == a and r.get("status", "ok") != "ok"] for a in claim.arms}
+        used = {a: sum(1 for r in runs if r["arm"] == a and r.get("status", "ok") == "ok") for a in claim.arms}
+        verdict["seeds_used"] = used
+        verdict["failed_seeds"] = {a: [r["seed"] for r in rs] for a, rs in failed.items()}
+        n_failed = sum(len(rs) for rs in failed.values())
+        if n_failed:
+            total = {a: used[a] + len(failed[a]) for a in claim.arms}
+            reasons = "; ".join(f"{r['arm']} seed {r['seed']}: {r.get('error', 'failed')}"
+                                for rs in failed.values() for r in rs)
+            counts = ", ".join(f"{a} {used[a]} of {total[a]}" for a in claim.arms)
+            if str(verdict.get("summary", "")).startswith("too few successful seeds"):
+                verdict["summary"] = f"too few successful seeds ({counts}); {n_failed} run(s) failed: {reasons}"
+            else:
+                verdict["summary"] += f"; seeds used: {counts}, {n_failed} run(s) failed: {reasons}"
+    return verdicts
 
 
 def is_main_process() -> bool:
@@ -103,29 +241,79 @@ class Parameters:
 def _check_type(name: str, value, preset):
     if preset is None or value is None:
         return value
+    given = value
     if isinstance(preset, bool) or isinstance(value, bool):
         ok = isinstance(preset, bool) and isinstance(value, bool)
     elif isinstance(preset, (int, float)):
         ok = isinstance(value, (int, float))
         if ok and isinstance(preset, int) and not isinstance(value, int):
             ok = float(value).is_integer()
-            value = int(value)
+            value = int(value) if ok else value
     else:
         ok = isinstance(value, type(preset))
     if not ok:
-        raise ParameterError(f"parameter {name}={value!r} has type {type(value).__name__}; "
-                             f"expected {type(preset).__name__} like the preset value {preset!r}")
+        whole = isinstance(preset, int) and not isinstance(preset, bool)
+        expected = "a whole number" if whole else type(preset).__name__
+        raise ParameterError(f"parameter {name}={given!r} has type {type(given).__name__}; "
+                             f"expected {expected} like the preset value {preset!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
         raise ParameterError(f"parameter {name}={value!r} must not be negative")
     return value
 
 
-def resolve_parameters(presets: dict, given: dict) -> Parameters:
+RULES = ("min", "max", "above", "below", "choices", "each", "length", "min_length")
+
+
+def check_constraint(name: str, value, rule: dict) -> None:
+    """Check ``value`` against one declarative ``rule`` (scales.yaml ``constraints:``); ParameterError names the
+    value and what is accepted.
+
+    Rules: ``min`` / ``max`` (inclusive), ``above`` / ``below`` (exclusive) for numbers; ``choices`` (a scalar
+    must be one of them; a list must be a non-empty list of distinct choices); ``each`` (a rule for every
+    element of a list); ``length`` / ``min_length`` (lists; lists must be non-empty unless ``min_length: 0``).
+    """
+    unknown = sorted(set(rule) - set(RULES))
+    if unknown:
+        raise ParameterError(f"constraint of {name} has unknown rule(s) {', '.join(unknown)}; "
+                             f"accepted: {', '.join(RULES)}")
+    if isinstance(value, (list, tuple)):
+        if "length" in rule and len(value) != rule["length"]:
+            raise ParameterError(f"parameter {name}={value!r} must have {rule['length']} elements, got {len(value)}")
+        if len(value) < rule.get("min_length", 1):
+            raise ParameterError(f"parameter {name}={value!r} must have at least {rule.get('min_length', 1)} "
+                                 f"element(s)")
+        if "choices" in rule:
+            bad = [v for v in value if v not in rule["choices"]]
+            if bad:
+                raise ParameterError(f"parameter {name}={value!r}: unknown value(s) {', '.join(map(repr, bad))}; "
+                                     f"accepted: {', '.join(map(str, rule['choices']))}")
+            if len(set(map(repr, value))) != len(value):
+                raise ParameterError(f"parameter {name}={value!r} lists a value twice")
+        for i, item in enumerate(value):
+            if "each" in rule:
+                check_constraint(f"{name}[{i}]", item, rule["each"])
+        return
+    if "choices" in rule and value not in rule["choices"]:
+        raise ParameterError(f"parameter {name}={value!r} is not accepted; accepted: "
+                             f"{', '.join(map(str, rule['choices']))}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        bounds = [("min", value >= rule.get("min", value), "at least"),
+                  ("max", value <= rule.get("max", value), "at most"),
+                  ("above", "above" not in rule or value > rule["above"], "above"),
+                  ("below", "below" not in rule or value < rule["below"], "below")]
+        for key, ok, words in bounds:
+            if key in rule and not ok:
+                accepted = ", ".join(f"{w} {rule[k]}" for k, _, w in bounds if k in rule)
+                raise ParameterError(f"parameter {name}={value!r} is out of range; accepted: {accepted}")
+
+
+def resolve_parameters(presets: dict, given: dict, constraints: dict | None = None) -> Parameters:
     """Apply ``given`` (name → value from the notebook's parameters cell and papermill) to the presets.
 
     ``scale`` picks the preset; ``seeds``/``threads`` None mean the preset / all available CPUs; every
     other name must be a key of the preset. Unknown names and bad values raise ParameterError naming
-    the value and the accepted ones.
+    the value and the accepted ones. Every resolved value is checked against ``DEFAULT_CONSTRAINTS`` and the
+    chapter's ``constraints`` (``check_constraint``).
     """
     scale = given.get("scale", "reduced")
     if scale not in presets:
@@ -151,6 +339,10 @@ def resolve_parameters(presets: dict, given: dict) -> Parameters:
         if value != preset[name]:
             overrides[name] = value
         preset[name] = value
+    rules = {**{k: v for k, v in DEFAULT_CONSTRAINTS.items() if k in preset}, **(constraints or {})}
+    for name, rule in rules.items():
+        if name in preset and preset[name] is not None:
+            check_constraint(name, preset[name], rule)
     return Parameters(scale, seeds, threads, preset, overrides)
 
 
@@ -169,17 +361,29 @@ class Chapter:
         if not self.dir.is_dir():
             chapters = sorted(p.name for p in (root / "papers").iterdir() if p.is_dir())
             raise ValueError(f"unknown chapter {slug!r}; accepted: {', '.join(chapters)}")
+        resolve_path_variables()   # relative REPRO_* paths: the caller's directory, fixed for every child process
         self.presets = yaml.safe_load((self.dir / "scales.yaml").read_text())
+        self.constraints = self.presets.pop("constraints", None) or {}
         self.header, self.claims = load_claims(self.dir / "claims.yaml")
+        self.failed_runs: dict[tuple[int, str], dict] = {}   # failed records of every ``run`` call, for ``report``
+        if "ipykernel" in sys.modules:
+            die_with_parent()   # a kernel whose papermill / nbval is killed does not train on
 
     def parameters(self, namespace: dict, before: set) -> Parameters:
-        return resolve_parameters(self.presets, injected_names(namespace, before))
+        """The validated parameters (``resolve_parameters`` with this chapter's constraints); also checks, before
+        any data is loaded or run trained, that the results and runs directories are writable."""
+        params = resolve_parameters(self.presets, injected_names(namespace, before), self.constraints)
+        if is_main_process():
+            check_writable(self.results_path(params.scale).parent, "results")
+            check_writable(self.runs_root(params).parents[1], "runs")
+        return params
 
     def results_path(self, scale: str) -> pathlib.Path:
-        """``papers/<slug>/results/<scale>.json``, or ``$REPRO_RESULTS_DIR/<scale>.json`` (the nightly
-        re-execution writes there so that the committed reference is never overwritten)."""
-        base = os.environ.get("REPRO_RESULTS_DIR")
-        return (pathlib.Path(base) if base else self.dir / "results") / f"{scale}.json"
+        """``papers/<slug>/results/<scale>.json``, or ``$REPRO_RESULTS_DIR/<slug>/<scale>.json`` (the nightly
+        re-execution writes there so that the committed reference is never overwritten; the chapter is in the
+        path so that chapters sharing the variable never overwrite each other)."""
+        base = env_path("REPRO_RESULTS_DIR")
+        return (base / self.slug if base else self.dir / "results") / f"{scale}.json"
 
     def code_key(self) -> str:
         """Hash of what determines a run's outcome besides its parameters: lib/ and the notebook's code."""
@@ -196,19 +400,22 @@ class Chapter:
     def runs_root(self, params: Parameters) -> pathlib.Path:
         key = hashlib.sha256(json.dumps({"values": params.values, "code": self.code_key()},
                                         sort_keys=True, default=str).encode()).hexdigest()[:12]
-        base = os.environ.get("REPRO_RUNS_DIR")
-        return (pathlib.Path(base) if base else REPO_ROOT / "runs") / self.slug / params.scale / key
+        base = env_path("REPRO_RUNS_DIR")
+        return (base if base else REPO_ROOT / "runs") / self.slug / params.scale / key
 
     def run(self, arms: list[str], seeds: list[int], run_one: Callable[[str, int, pathlib.Path], dict],
             params: Parameters, *, workers: int | None = None, log: Callable[[str], None] | None = None) -> list[dict]:
-        """Run every (seed, arm) and return one record per run, ordered by seed then arm.
+        """Run every (seed, arm); return the records of the successful runs, ordered by seed then arm.
 
         A finished run's record is read back instead of re-run; an interrupted one resumes from its
         checkpoint (``run_one`` passes ``run_dir`` to ``fit``). A run that raises FloatingPointError
-        (non-finite loss) is recorded as failed. ``workers`` > 1 trains that many runs at once in forked
-        processes, each with ``cpus // workers`` threads (``default_workers``: as many as the CPUs allow
-        when several seeds run on a CPU; ``bench/`` measures why). Jobs are queued seeds-outermost, so an
-        interruption leaves complete pairs.
+        (non-finite loss, divergence) is recorded as failed: it is printed with its reason, kept in
+        ``failed_runs`` (``report`` stores it and counts it in the verdicts' summaries) and not returned, so
+        the cells after ``run`` only ever see complete records. One process at a time trains a run directory
+        (a file lock); a second waits and reads the finished record back. ``workers`` > 1 trains that many runs
+        at once in forked processes, each with ``cpus // workers`` threads (``default_workers``: as many as the
+        CPUs allow when several seeds run on a CPU; ``bench/`` measures why); workers die with this process.
+        Jobs are queued seeds-outermost, so an interruption leaves complete pairs.
         """
         root = self.runs_root(params)
         main = is_main_process()
@@ -230,7 +437,6 @@ class Chapter:
             records[record["seed"], record["arm"]] = record
             if not main:
                 return
-            write_json_atomic(root / record["arm"] / f"seed-{record['seed']}" / "record.json", record)
             metric = record.get("metrics", {}).get("test_acc")
             line = (f"{record['arm']} seed {record['seed']}: {record['status']}"
                     + (f", test_acc {metric:.2f}" if metric is not None else "") + f", {record['wall_time_s']:.0f} s")
@@ -242,20 +448,36 @@ class Chapter:
         if workers > 1 and len(jobs) > 1:
             global _RUN_ONE
             _RUN_ONE = run_one   # inherited by the forked workers: no pickling of notebook closures
-            threads = max(1, _cpus() // workers)
-            context = multiprocessing.get_context("fork")
-            with context.Pool(workers, initializer=_init_worker, initargs=(threads,), maxtasksperchild=1) as pool:
-                for record in pool.imap_unordered(_run_job, jobs):
-                    finish(record)
+            _run_parallel(jobs, workers, max(1, _cpus() // workers), finish)
         else:
             for job in jobs:
                 finish(_execute(run_one, *job))
-        return [records[seed, arm] for seed in seeds for arm in arms]
+        ordered = [records[seed, arm] for seed in seeds for arm in arms]
+        failed = [r for r in ordered if r.get("status", "ok") != "ok"]
+        for r in failed:
+            self.failed_runs[r["seed"], r["arm"]] = r
+        for r in ordered:
+            if r.get("status", "ok") == "ok":
+                self.failed_runs.pop((r["seed"], r["arm"]), None)
+        if failed and main:
+            print(f"{len(failed)} of {len(ordered)} runs failed and are left out of the statistics:")
+            for r in failed:
+                error = r.get("error", "no reason recorded")
+                print(f"  {error}" if error.startswith(f"{r['arm']} seed {r['seed']}") else
+                      f"  {r['arm']} seed {r['seed']}: {error}")
+        return [r for r in ordered if r.get("status", "ok") == "ok"]
+
+    def all_runs(self, runs: list[dict]) -> list[dict]:
+        """``runs`` plus the failed runs that ``run`` kept aside (each (arm, seed) once), for the results file."""
+        seen = {(r["seed"], r["arm"]) for r in runs}
+        return list(runs) + [r for key, r in self.failed_runs.items() if key not in seen]
 
     def report(self, params: Parameters, runs: list[dict], *, costs: dict | None = None, data: dict | None = None,
                started: float | None = None, extra: dict | None = None) -> dict:
         """Judge every claim and write ``results/<scale>.json`` atomically; return the results dict."""
-        verdicts = [judge(claim, params.scale, runs, costs) for claim in self.claims]
+        runs = self.all_runs(runs)
+        verdicts = annotate_verdicts([judge(claim, params.scale, runs, costs) for claim in self.claims], self.claims,
+                                     runs, params.scale)
         failed = [f"{r['arm']} seed {r['seed']}: {r['error']}" for r in runs if r["status"] != "ok"]
         results = {
             "chapter": self.slug,

@@ -71,7 +71,9 @@ def test_non_finite_run_is_recorded_failed_and_reported(chapter):
         return {"metrics": {"acc": 50.0 + seed + (arm == "a")}}
 
     runs = chapter.run(["a", "b"], [0, 1, 2], diverge, params, workers=1)
-    assert [r["status"] for r in runs].count("failed") == 1
+    assert [(r["arm"], r["seed"]) for r in runs] == [("a", 0), ("b", 0), ("b", 1), ("a", 2), ("b", 2)]
+    assert [(r["arm"], r["seed"], r["status"]) for r in chapter.failed_runs.values()] == [("a", 1, "failed")]
     report = chapter.report(params, runs)
     assert report["failed_runs"] == ["a seed 1: a (seed 1): loss is nan at epoch 0, step 3"]
+    assert [r["status"] for r in report["runs"]].count("failed") == 1
     assert chapter.results_path("smoke").is_file()
