@@ -53,7 +53,7 @@ test: $(STAMP) book
 	  --nbval-lax --nbval-sanitize-with _build/smoke/sanitize.cfg -p no:cacheprovider
 
 chapter: $(STAMP)
-	$(PY) ci/run_chapter.py $(PAPER) --scale $(SCALE) --procs $(PROCS)
+	$(PY) ci/run_chapter.py $(PAPER) --scale $(SCALE) --procs $(PROCS) $(ARGS)
 
 nightly: $(STAMP)
 	$(PY) ci/nightly.py $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(ARGS)

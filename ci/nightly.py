@@ -13,6 +13,9 @@ For every chapter whose inputs changed since its last green nightly:
 It writes ``_build/nightly/report.md`` and ``report.json`` and exits non-zero on any failure or drift.
 The skip key hashes the chapter's code cells, ``claims.yaml``, ``scales.yaml``, every ``lib/`` file
 and ``requirements.lock``: a change to ``lib/`` re-runs every chapter.
+
+Every child (papermill, its kernel, the kernel's training workers, nbval) runs in its own process group and
+is killed as a whole tree on a time-out, on Ctrl-C and on SIGTERM, so nothing keeps training afterwards.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import math
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -95,6 +99,71 @@ def compare(reference: dict, fresh: dict) -> list[dict]:
     return drifts
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...), read from /proc; kernels started by
+    papermill are in their own session, so a process group alone does not reach them."""
+    children: dict[int, list[int]] = {}
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_tree(process: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM ``process`` and every descendant (and its process group), then SIGKILL what is left."""
+    pids = [process.pid, *descendants(process.pid)]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = [p for p in [process.pid, *descendants(process.pid), *pids] if _alive(p)]
+        for pid in dict.fromkeys(pids):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+            process.poll()
+            time.sleep(0.1)
+    process.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return state[state.rindex(")") + 2] != "Z"
+
+
+def run_tree(command: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run(command, capture_output=True, text=True)`` in a new session; on a time-out or an
+    interruption the whole process tree is killed (``kill_tree``) before the exception propagates."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, **kwargs)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except BaseException:   # TimeoutExpired, KeyboardInterrupt, SystemExit from SIGTERM
+        kill_tree(process)
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def run_chapter(slug: str, timeout: int, reuse_runs: bool = False) -> dict:
     folder = ROOT / "papers" / slug
     out_dir = OUT / slug
@@ -107,21 +176,25 @@ def run_chapter(slug: str, timeout: int, reuse_runs: bool = False) -> dict:
     command = [sys.executable, "-m", "papermill", str(folder / f"{slug}.ipynb"), str(out_dir / f"{slug}.ipynb"),
                "-p", "scale", "reduced", "--cwd", str(folder), "-k", "python3", "--no-progress-bar"]
     try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+        done = run_tree(command, timeout, env=env)
     except subprocess.TimeoutExpired:
-        return {**record, "status": "timeout", "detail": f"over the {timeout} s limit",
+        return {**record, "status": "timeout", "detail": f"over the {timeout} s limit (process tree killed)",
                 "wall_time_s": time.perf_counter() - tick}
     record["execute_s"] = time.perf_counter() - tick
     if done.returncode != 0:
         return {**record, "status": "failed", "detail": done.stderr[-2000:], "wall_time_s": record["execute_s"]}
     reference = json.loads((folder / "results" / "reduced.json").read_text())
-    fresh = json.loads((out_dir / "results" / "reduced.json").read_text())
+    fresh = json.loads((out_dir / "results" / slug / "reduced.json").read_text())
     record["drifts"] = compare(reference, fresh)
     sanitize = out_dir / "sanitize.cfg"
     sanitize.write_text((ROOT / "ci" / "nbval" / "common.cfg").read_text())
-    nbval = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-                            "--nbval-sanitize-with", str(sanitize), str(folder / f"{slug}.ipynb")],
-                           env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    try:
+        nbval = run_tree([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                          "--nbval-sanitize-with", str(sanitize), str(folder / f"{slug}.ipynb")],
+                         timeout, env=env, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {**record, "status": "timeout", "detail": f"nbval over the {timeout} s limit (process tree killed)",
+                "wall_time_s": time.perf_counter() - tick}
     if nbval.returncode != 0:
         record["drifts"].append({"what": "nbval checked cells", "reference": "committed outputs",
                                  "fresh": nbval.stdout[-1500:]})
@@ -147,6 +220,12 @@ def write_report(records: list[dict]) -> None:
     (OUT / "report.md").write_text("\n".join(lines) + "\n")
 
 
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", metavar="SLUG", help="chapters to consider (default: all)")
@@ -156,6 +235,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="read back the finished runs of the previous nightly instead of retraining "
                              "(re-checks the comparison, e.g. after editing a reference)")
     args = parser.parse_args(argv)
+    for name in ("REPRO_DATA", "REPRO_CACHE"):   # relative paths: this command's directory, not the kernel's
+        if os.environ.get(name) and not os.path.isabs(os.environ[name]):
+            os.environ[name] = str(pathlib.Path(os.environ[name]).expanduser().resolve())
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading_main() else None
+    try:
+        return _run(args, parser)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args, parser) -> int:
     known = chapters()
     unknown = sorted(set(args.only or []) - set(known))
     if unknown:

@@ -10,19 +10,30 @@ processes through ``accelerate launch``: on GPUs the standard multi-GPU launch, 
 really starts n processes (``--multi_gpu`` with gloo; ``--cpu --num_processes n`` silently starts one).
 Every process trains its share of each global batch; only the main process writes checkpoints and
 results, so ``results/<scale>.json`` is the product of such a run (the notebook's outputs are not).
+
+The notebook is executed into a temporary file and moved over the target only when the execution
+succeeds: a failed or interrupted run (an error, Ctrl-C, SIGTERM) leaves the committed notebook as it was
+and keeps the partial output in ``_build/chapters/<slug>.<scale>.failed.ipynb``. ``-p NAME VALUE`` values
+are parsed as papermill's ``-p`` does (True / False / None, integers, floats such as 0.05 or 1e-3) and as
+YAML otherwise (lists: ``-p arms '[none, ca]'``); ``make chapter ARGS="-p epochs 2"`` forwards them.
+Relative ``REPRO_*`` paths are made absolute against the directory the command was started in.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import time
 
 import nbformat
 import papermill
+import yaml
 from papermill.parameterize import parameterize_notebook
+
+from lib.repro.store import atomic_write, resolve_path_variables
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCALES = ("smoke", "reduced", "full")
@@ -36,6 +47,49 @@ def output_path(slug: str, scale: str) -> pathlib.Path:
     return ROOT / "_build" / "chapters" / f"{slug}.{scale}.ipynb"
 
 
+def parse_value(text: str):
+    """A ``-p`` value as papermill's ``-p`` reads it (True, False, None, int, float), else as YAML, else the text."""
+    if text in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return text if value is None and text.strip() not in ("null", "~") else value
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)   # SIGTERM unwinds like Ctrl-C: the kernel is shut down, temp files removed
+
+
+def execute_atomically(source: pathlib.Path, target: pathlib.Path, params: dict) -> pathlib.Path:
+    """Execute ``source`` with papermill into a temporary file; replace ``target`` with it only on success.
+
+    On failure the partial output is kept as ``_build/chapters/<stem>.<scale>.failed.ipynb`` and ``target``
+    is left untouched; the error propagates."""
+    partial = ROOT / "_build" / "chapters" / f"{source.stem}.{params['scale']}.{os.getpid()}.partial.ipynb"
+    failed = ROOT / "_build" / "chapters" / f"{source.stem}.{params['scale']}.failed.ipynb"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(str(source), str(partial), parameters=params, cwd=str(source.parent),
+                                   kernel_name="python3", progress_bar=sys.stderr.isatty())
+    except BaseException:
+        if partial.is_file():
+            os.replace(partial, failed)
+            print(f"the execution failed; {target.relative_to(ROOT)} is unchanged, the partial output is in "
+                  f"{failed.relative_to(ROOT)}", file=sys.stderr)
+        raise
+    data = partial.read_bytes()
+    atomic_write(target, lambda handle: handle.write(data))
+    partial.unlink()
+    return target
+
+
 def main() -> int:
     chapters = sorted(p.parent.name for p in (ROOT / "papers").glob("*/*.ipynb") if p.stem == p.parent.name)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -45,6 +99,15 @@ def main() -> int:
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="extra papermill parameter, e.g. -p seeds 3")
     args = parser.parse_args()
+    resolve_path_variables(base=os.getcwd())
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(args, parser, chapters)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args, parser, chapters: list[str]) -> int:
     if args.paper not in chapters:
         parser.error(f"unknown chapter {args.paper!r}; accepted: {', '.join(chapters)}")
     if args.scale not in SCALES:
@@ -56,14 +119,13 @@ def main() -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     params = {"scale": args.scale}
     for name, value in args.parameter:
-        params[name] = int(value) if value.lstrip("-").isdigit() else value
+        params[name] = parse_value(value)
     tick = time.perf_counter()
     # a non-interactive MPLBACKEND (Agg, as CI sets it) overrides the kernel's inline backend, and the
     # executed notebook - the book's reference outputs - would lose every figure
     os.environ.pop("MPLBACKEND", None)
     if args.procs == 1:
-        papermill.execute_notebook(str(source), str(target), parameters=params, cwd=str(source.parent),
-                                   kernel_name="python3", progress_bar=sys.stderr.isatty())
+        execute_atomically(source, target, params)
     else:
         target = launch(source, params, args.procs)
     print(f"{args.paper} at {args.scale} scale: {time.perf_counter() - tick:.0f} s -> {target.relative_to(ROOT)}")

@@ -2,6 +2,7 @@
 import copy
 import importlib.util
 import json
+import os
 import pathlib
 import shutil
 
@@ -77,3 +78,74 @@ def test_unknown_chapter_is_refused(capsys):
     with pytest.raises(SystemExit):
         nightly.main(["--only", "no-such-chapter"])
     assert "unknown chapter(s) no-such-chapter; accepted: coord-attention" in capsys.readouterr().err
+
+
+TREE = """
+import os, subprocess, sys, time
+# a child in its own session (as jupyter_client starts a kernel), which forks a worker of its own
+child = subprocess.Popen([sys.executable, "-c", "import os, subprocess, sys, time; "
+                          "w = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+                          "open(sys.argv[1], 'w').write(f'{os.getpid()} {w.pid}'); time.sleep(120)", sys.argv[1]],
+                         start_new_session=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid):
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return state[state.rindex(")") + 2] != "Z"
+
+
+def test_a_timeout_kills_the_whole_process_tree(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    pids_file = tmp_path / "pids"
+    with pytest.raises(subprocess.TimeoutExpired):
+        nightly.run_tree([sys.executable, "-c", TREE, str(pids_file)], timeout=4)
+    pids = [int(p) for p in pids_file.read_text().split()]
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in pids if _alive(p)]
+    for pid in left:
+        os.kill(pid, 9)
+    assert not left, "the kernel or its workers survived the nightly's time-out"
+
+
+def test_fresh_results_are_read_where_the_chapter_writes_them(tmp_path, monkeypatch):
+    import subprocess
+
+    from lib.repro import Chapter
+
+    monkeypatch.setattr(nightly, "OUT", tmp_path / "nightly")
+    reference = json.loads((ROOT / "papers" / "coord-attention" / "results" / "reduced.json").read_text())
+
+    def fake_run_tree(command, timeout, env=None, **kwargs):   # papermill writes through Chapter.results_path
+        if "papermill" in command:
+            monkeypatch.setenv("REPRO_RESULTS_DIR", env["REPRO_RESULTS_DIR"])
+            path = Chapter("coord-attention").results_path("reduced")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(reference))
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(nightly, "run_tree", fake_run_tree)
+    record = nightly.run_chapter("coord-attention", timeout=60)
+    assert record["status"] == "ok", record
+
+
+def test_a_timed_out_chapter_is_reported_as_such(tmp_path, monkeypatch):
+    import subprocess
+
+    monkeypatch.setattr(nightly, "OUT", tmp_path / "nightly")
+
+    def too_slow(command, timeout, **kwargs):
+        raise subprocess.TimeoutExpired(command, timeout)
+
+    monkeypatch.setattr(nightly, "run_tree", too_slow)
+    record = nightly.run_chapter("coord-attention", timeout=40)
+    assert record["status"] == "timeout" and "process tree killed" in record["detail"]
