@@ -11,7 +11,7 @@ from scipy import stats
 from lib.repro import ClaimsError, compare, judge, judge_chapter, load_claims, measure_gates, parse_claims
 from lib.repro.claims import NOT_MEASURED, UNDER_TRAINED, check_gate, outcome, plateau_measurement
 from lib.repro.stats import effect_test, equivalence, holm, mde_two_sided, reference_test
-from lib.repro.tables import print_verdicts, verdict_table
+from lib.repro.tables import claims_table, print_verdicts, verdict_table
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 A = [71.2, 70.8, 72.0, 71.5, 70.9]
@@ -309,6 +309,14 @@ def test_every_chapter_claim_names_its_source_and_every_tested_claim_a_gate(slug
             assert claim.gate["arm"] in trained, f"{slug}: {claim.id}'s gate is on an arm the chapter does not train"
         if claim.paper.get("verified") is False:
             assert claim.paper.get("unverified"), f"{slug}: {claim.id} is marked unverified without saying what"
+    table = claims_table(claims)
+    assert list(table.index) == [c.id for c in claims]
+    for claim in claims:
+        if claim.paper.get("verified") is False:
+            assert "unverified" in table.loc[claim.id, "paper"]
+    verdicts = json.loads((ROOT / "papers" / slug / "results" / "reduced.json").read_text())["claims"]
+    shown = verdict_table(verdicts)
+    assert [c["id"] for c in verdicts if c["verdict"] != "construction"] == list(shown.index)
 
 
 @pytest.mark.parametrize("slug", CHAPTERS)
