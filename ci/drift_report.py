@@ -103,8 +103,8 @@ def markdown(data: dict) -> str:
         changed = [v for v in c["verdicts"] if v["changed"]]
         lines += [f"### {c['chapter']}: nightly status `{c['status']}`", "",
                   f"Reference: torch {rv.get('torch')} (commit {str(c['reference']['git_commit'])[:7]}); "
-                  f"fresh: torch {fv.get('torch')}, torchvision {fv.get('torchvision', 'n/a')} "
-                  f"(commit {str(c['fresh']['git_commit'])[:7]}), executed in {c['execute_s'] or 0:.0f} s.", "",
+                  f"fresh: torch {fv.get('torch')} (commit {str(c['fresh']['git_commit'])[:7]}), executed in "
+                  f"{c['execute_s'] or 0:.0f} s.", "",
                   "| arm | reference mean | fresh mean | Δ | tolerance | \\|Δ\\| / tolerance | max per-seed \\|Δ\\| "
                   "| identical seeds |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for a in c["arms"]:
@@ -119,6 +119,17 @@ def markdown(data: dict) -> str:
                        "Every arm's mean is within tolerance.") + " "
                   + (f"Verdicts changed: {', '.join(v['claim'] + ' (' + str(v['reference']) + ' → ' + str(v['fresh']) + ')' for v in changed)}."
                      if changed else f"All {len(c['verdicts'])} verdicts are unchanged."), ""]
+        paired = sum(a["seeds_paired"] for a in c["arms"])
+        identical = sum(a["seeds_identical"] for a in c["arms"])
+        worst = max((a["max_seed_abs_diff"] or 0.0 for a in c["arms"]), default=0.0)
+        ratio = max((a["ratio_to_tolerance"] or 0.0 for a in c["arms"]), default=0.0)
+        if identical == paired:
+            lines += [f"All {paired} runs are bit-identical across the two builds.", ""]
+        else:
+            lines += [f"{identical} of {paired} runs are bit-identical; floating-point differences between the builds "
+                      f"change the others by up to {worst:.2f} points per seed (the seed-to-seed noise of this "
+                      "regime); " + (f"every arm's mean moved by at most {ratio:.2f} of its tolerance." if ratio <= 1
+                                     else f"the largest move of an arm's mean is {ratio:.2f}× its tolerance."), ""]
         others = [d for d in c["nightly_drifts"] if d["what"] == "nbval checked cells"]
         if others:
             lines += ["The nightly's nbval check of the committed notebook against the fresh runs reported a "
