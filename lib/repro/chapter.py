@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 import yaml
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from .claims import SCALES, judge, load_claims
 from .store import (REPO_ROOT, check_writable, env_path, environment, git_state, hash_files, lib_files,
@@ -73,11 +73,16 @@ def _execute(run_one: Callable, arm: str, seed: int, run_dir: pathlib.Path) -> d
         run_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(run_dir / ".run.lock")) if main else None
     if lock is not None:
-        lock.acquire()
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            print(f"{arm} seed {seed}: another process is running {run_dir}; waiting for it", file=sys.stderr,
+                  flush=True)
+            lock.acquire()
     try:
         done = run_dir / "record.json"
         if done.is_file():
-            return json.loads(done.read_text())
+            return read_record(done)
         tick = time.perf_counter()
         try:
             record = {"arm": arm, "seed": seed, "status": "ok", **run_one(arm, seed, run_dir)}
@@ -92,6 +97,19 @@ def _execute(run_one: Callable, arm: str, seed: int, run_dir: pathlib.Path) -> d
     finally:
         if lock is not None:
             lock.release()
+
+
+def read_record(path: pathlib.Path) -> dict:
+    """A finished run's ``record.json``; an unreadable one is an error naming the file and the remedy."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise RuntimeError(f"the run record {path} cannot be read ({error}); delete it (rm '{path}') and execute "
+                           f"the chapter again to re-run that run from its checkpoint") from error
+    if not isinstance(record, dict) or not {"arm", "seed", "status"} <= set(record):
+        raise RuntimeError(f"the run record {path} lacks arm, seed or status; delete it (rm '{path}') and execute "
+                           f"the chapter again")
+    return record
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> bool:
@@ -188,6 +206,10 @@ def annotate_verdicts(verdicts: list[dict], claims: list, runs: list[dict], scal
             verdict["summary"] = (f"arm(s) {', '.join(missing)} were not run in this execution (arms run: "
                                   f"{', '.join(sorted(arms_run)) or 'none'}); the claim compares "
                                   f"{', '.join(claim.arms)}")
+            failed_any = [r for r in runs if r.get("status", "ok") != "ok"]
+            if failed_any:   # e.g. arms derived from runs that failed
+                verdict["summary"] += f"; {len(failed_any)} run(s) failed: " + "; ".join(
+                    f"{r['arm']} seed {r['seed']}: {r.get('error', 'failed')}" for r in failed_any)
             verdict.pop("stats", None)
             continue
         failed = {a: [r for r in runs if r["arm"] == a and r.get("status", "ok") != "ok"] for a in claim.arms}
@@ -429,7 +451,7 @@ class Chapter:
             for arm in arms:
                 done = root / arm / f"seed-{seed}" / "record.json"
                 if done.is_file():
-                    records[seed, arm] = json.loads(done.read_text())
+                    records[seed, arm] = read_record(done)
                 else:
                     jobs.append((arm, seed, root / arm / f"seed-{seed}"))
 

@@ -231,3 +231,12 @@ def test_a_worker_killed_by_sigterm_stops_the_chapter_with_its_name_instead_of_h
         pytest.fail("Chapter.run hung after a worker was killed")
     assert parent.returncode != 0
     assert "a seed 1 was killed by signal 15" in err and "execute the chapter again to resume" in err
+
+
+def test_an_unreadable_run_record_names_the_file_and_the_remedy(toy):
+    params = toy.parameters({"scale": "smoke"}, before=set())
+    toy.run(["a"], [0], lambda arm, seed, d: {"metrics": {"test_acc": 1.0}}, params, workers=1)
+    record = toy.runs_root(params) / "a" / "seed-0" / "record.json"
+    record.write_text('{"arm": "a", "se')   # cut short
+    with pytest.raises(RuntimeError, match=rf"run record {record} cannot be read.*delete it"):
+        toy.run(["a"], [0], lambda arm, seed, d: {"metrics": {"test_acc": 1.0}}, params, workers=1)
