@@ -15,12 +15,13 @@ PROCS ?= 1
 # pytest-xdist workers for make test: one per core, each test process (and chapter kernel) one torch thread
 TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(len(os.sched_getaffinity(0)))')
 
-.PHONY: book test chapter nightly bench new-chapter lock pages serve clean help
+.PHONY: book test chapter rejudge nightly bench new-chapter lock pages serve clean help
 
 help:
 	@echo "make book                  build the book into _build/html (creates $(VENV) on first use)"
 	@echo "make test                  the book build, unit tests, every chapter once at smoke scale under nbval (parallel)"
 	@echo "make chapter PAPER=<slug> [SCALE=reduced|smoke|full]  execute a chapter with papermill"
+	@echo "make rejudge PAPER=<slug>  re-execute a chapter on its committed runs (new verdict rules, no training)"
 	@echo "make nightly [ONLY=<slug>] [FORCE=1]  re-execute chapters at reduced scale, report drift"
 	@echo "make bench                 speed ratios of the training path -> bench/results.json, book/performance.md"
 	@echo "make new-chapter PAPER=<slug>  scaffold papers/<slug>/ from the catalogue"
@@ -54,6 +55,10 @@ test: $(STAMP) book
 
 chapter: $(STAMP)
 	$(PY) ci/run_chapter.py $(PAPER) --scale $(SCALE) --procs $(PROCS) $(ARGS)
+
+# re-judge a chapter on its committed runs (verdict rules changed, training did not): no run is trained again
+rejudge: $(STAMP)
+	REPRO_REUSE_RESULTS=$(CURDIR)/papers/$(PAPER)/results/reduced.json $(PY) ci/run_chapter.py $(PAPER) --scale reduced
 
 nightly: $(STAMP)
 	$(PY) ci/nightly.py $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(ARGS)

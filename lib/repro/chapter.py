@@ -27,7 +27,8 @@ from typing import Callable
 import yaml
 from filelock import FileLock, Timeout
 
-from .claims import SCALES, judge, load_claims
+from .claims import METHOD, SCALES, judge_chapter, load_claims, measure_gates
+from .reuse import reusable_records
 from .store import (REPO_ROOT, check_writable, env_path, environment, git_state, hash_files, lib_files,
                     resolve_path_variables, write_json_atomic)
 
@@ -190,6 +191,13 @@ def _run_parallel(jobs: list[tuple], workers: int, threads: int, finish: Callabl
             process.kill()
             process.join()
             receive.close()
+
+
+def _reuse_summary(reused: list[dict]) -> dict | None:
+    """Which runs a re-judging execution took from a committed results file, and from which commit."""
+    if not reused:
+        return None
+    return {"from": reused[0]["from"], "runs": [{"arm": r["arm"], "seed": r["seed"]} for r in reused]}
 
 
 def annotate_verdicts(verdicts: list[dict], claims: list, runs: list[dict], scale: str) -> list[dict]:
@@ -388,6 +396,7 @@ class Chapter:
         self.constraints = self.presets.pop("constraints", None) or {}
         self.header, self.claims = load_claims(self.dir / "claims.yaml")
         self.failed_runs: dict[tuple[int, str], dict] = {}   # failed records of every ``run`` call, for ``report``
+        self.reused_runs: list[dict] = []   # runs taken from a committed results file instead of trained (reuse.py)
         if "ipykernel" in sys.modules:
             die_with_parent()   # a kernel whose papermill / nbval is killed does not train on
 
@@ -447,11 +456,15 @@ class Chapter:
         if params.threads is not None or not main or int(os.environ.get("WORLD_SIZE", "1")) > 1:
             workers = 1   # explicit threads, or a data-parallel launch: one run at a time
         jobs, records = [], {}
+        reusable, provenance = reusable_records(params.as_dict())
         for seed in seeds:
             for arm in arms:
                 done = root / arm / f"seed-{seed}" / "record.json"
                 if done.is_file():
                     records[seed, arm] = read_record(done)
+                elif (seed, arm) in reusable:   # re-judging on committed runs (lib/repro/reuse.py)
+                    records[seed, arm] = reusable[seed, arm]
+                    self.reused_runs.append({"arm": arm, "seed": seed, "from": provenance})
                 else:
                     jobs.append((arm, seed, root / arm / f"seed-{seed}"))
 
@@ -498,7 +511,8 @@ class Chapter:
                started: float | None = None, extra: dict | None = None) -> dict:
         """Judge every claim and write ``results/<scale>.json`` atomically; return the results dict."""
         runs = self.all_runs(runs)
-        verdicts = annotate_verdicts([judge(claim, params.scale, runs, costs) for claim in self.claims], self.claims,
+        gates = {**measure_gates(self.claims, runs, params.as_dict()), **((extra or {}).get("gates") or {})}
+        verdicts = annotate_verdicts(judge_chapter(self.claims, params.scale, runs, costs, gates), self.claims,
                                      runs, params.scale)
         failed = [f"{r['arm']} seed {r['seed']}: {r['error']}" for r in runs if r["status"] != "ok"]
         results = {
@@ -513,11 +527,18 @@ class Chapter:
             "costs": costs or {},
             "claims": verdicts,
             "failed_runs": failed,
+            "gate_measurements": gates,
+            "reused_runs": _reuse_summary(self.reused_runs),
             "runs": runs,
             "wall_time_s": (time.time() - started) if started else sum(r["wall_time_s"] for r in runs),
             **(extra or {}),
         }
         results["git_commit"] = results["git"]["commit"]
+        reused = results["reused_runs"]
+        results["judged"] = {"method": METHOD, "commit": results["git_commit"],
+                             "runs_commit": reused["from"]["git_commit"] if reused else results["git_commit"]}
+        if reused:
+            results["judged"]["previous"] = reused["from"]["previous"]
         if is_main_process():
             write_json_atomic(self.results_path(params.scale), results)
         return results

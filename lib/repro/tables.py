@@ -96,3 +96,19 @@ def print_verdicts(verdicts: list[dict]) -> None:
     for v in verdicts:
         if v.get("verdict") != CONSTRUCTION:
             print(f"claim {v['id']}: {v['verdict']}")
+
+
+def method_changes(results: dict) -> pd.DataFrame:
+    """Each claim's verdict under the previous verdict rules beside the current one, with the current reason.
+
+    The previous verdicts are those of the results file the runs were re-judged from (``judged.previous``).
+    """
+    previous = ((results.get("judged") or {}).get("previous") or {})
+    before = previous.get("verdicts") or {}
+    rows = []
+    for v in results["claims"]:
+        old = before.get(v["id"], "—")
+        rows.append({"claim": v["id"], f"{previous.get('method', 'previous')} verdict": old,
+                     f"{results['judged']['method']} verdict": v["verdict"],
+                     "changed": "yes" if old != v["verdict"] else "", "why (current summary)": v.get("summary", "")})
+    return pd.DataFrame(rows).set_index("claim")

@@ -1,0 +1,94 @@
+"""Re-judging on committed runs: stored records stand in for training only when the parameters match."""
+import json
+
+import pytest
+import yaml
+
+from lib.repro import Chapter
+from lib.repro.reuse import ReuseError
+
+
+@pytest.fixture
+def chapter(tmp_path, monkeypatch):
+    folder = tmp_path / "papers" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "scales.yaml").write_text(yaml.safe_dump({"reduced": {"seeds": 3, "epochs": 2, "lr": 0.1},
+                                                         "smoke": {"seeds": 1, "epochs": 1, "lr": 0.1}}))
+    (folder / "claims.yaml").write_text(yaml.safe_dump({"claims": [
+        {"id": "a-beats-b", "text": "t", "kind": "statistical", "source": "paper", "paper": {}, "arms": ["a", "b"],
+         "metric": "acc", "claimed_effect": 1.0}]}))
+    monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
+    return Chapter("toy", root=tmp_path)
+
+
+def _fake(arm, seed, run_dir):
+    return {"metrics": {"acc": 50.0 + seed + (2.0 if arm == "a" else 0.0)}}
+
+
+def _stored(chapter, tmp_path, **values):
+    params = chapter.parameters({"scale": "reduced", **values}, before=set())
+    runs = chapter.run(["a", "b"], [0, 1, 2], _fake, params, workers=1)
+    results = chapter.report(params, runs)
+    path = tmp_path / "stored.json"
+    path.write_text(json.dumps(results))
+    return path, results
+
+
+def test_stored_records_replace_training_and_the_results_say_so(chapter, tmp_path, monkeypatch):
+    path, stored = _stored(chapter, tmp_path)
+    monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "fresh-runs"))
+    monkeypatch.setenv("REPRO_REUSE_RESULTS", str(path))
+    fresh = Chapter("toy", root=chapter.dir.parents[1])
+
+    def must_not_train(*args):
+        raise AssertionError("a stored run was trained again")
+
+    params = fresh.parameters({"scale": "reduced"}, before=set())
+    runs = fresh.run(["a", "b"], [0, 1, 2], must_not_train, params, workers=1)
+    assert [r["metrics"] for r in runs] == [r["metrics"] for r in stored["runs"]]
+    results = fresh.report(params, runs)
+    assert results["reused_runs"]["from"]["file"] == str(path)
+    assert len(results["reused_runs"]["runs"]) == 6
+    assert [c["verdict"] for c in results["claims"]] == [c["verdict"] for c in stored["claims"]]
+
+
+def test_a_run_missing_from_the_file_is_trained(chapter, tmp_path, monkeypatch):
+    path, _ = _stored(chapter, tmp_path)
+    monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "fresh-runs"))
+    monkeypatch.setenv("REPRO_REUSE_RESULTS", str(path))
+    fresh = Chapter("toy", root=chapter.dir.parents[1])
+    trained = []
+    params = fresh.parameters({"scale": "reduced", "seeds": 4}, before=set())
+    fresh.run(["a", "b"], [0, 1, 2, 3], lambda arm, seed, d: trained.append((arm, seed)) or _fake(arm, seed, d),
+              params, workers=1)
+    assert trained == [("a", 3), ("b", 3)]
+
+
+def test_other_parameters_are_refused_naming_the_values(chapter, tmp_path, monkeypatch):
+    path, _ = _stored(chapter, tmp_path)
+    monkeypatch.setenv("REPRO_REUSE_RESULTS", str(path))
+    params = chapter.parameters({"scale": "reduced", "lr": 0.2}, before=set())
+    with pytest.raises(ReuseError, match=r"lr \(stored 0.1, now 0.2\)"):
+        chapter.run(["a", "b"], [0], _fake, params, workers=1)
+    monkeypatch.setenv("REPRO_REUSE_RESULTS", str(tmp_path / "nope.json"))
+    with pytest.raises(ReuseError, match="does not exist"):
+        chapter.run(["a", "b"], [0], _fake, params, workers=1)
+
+
+def test_the_previous_verdicts_travel_with_the_reused_runs(chapter, tmp_path, monkeypatch):
+    from lib.repro.tables import method_changes
+
+    path, stored = _stored(chapter, tmp_path)
+    stored["claims"][0]["verdict"] = "contradicted"          # as an older rule had judged it
+    stored["judged"] = {"method": "v0", "runs_commit": "abc"}
+    path.write_text(json.dumps(stored))
+    monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "fresh-runs"))
+    monkeypatch.setenv("REPRO_REUSE_RESULTS", str(path))
+    fresh = Chapter("toy", root=chapter.dir.parents[1])
+    params = fresh.parameters({"scale": "reduced"}, before=set())
+    results = fresh.report(params, fresh.run(["a", "b"], [0, 1, 2], _fake, params, workers=1))
+    assert results["judged"]["runs_commit"] == "abc"
+    table = method_changes(results)
+    assert table.loc["a-beats-b", "v0 verdict"] == "contradicted"
+    assert table.loc["a-beats-b", "changed"] == ("yes" if results["claims"][0]["verdict"] != "contradicted" else "")
