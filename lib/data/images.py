@@ -219,8 +219,8 @@ def save_cache(obj, path: pathlib.Path) -> None:
 _atomic_torch_save = save_cache   # the name lib.data.segmentation imports
 
 
-def load_cache(path: pathlib.Path) -> dict | None:
-    """The cached tensors in ``path``, or None when there is no valid cache file.
+def load_cache(path: pathlib.Path, keys: tuple[str, ...] = ("images", "labels", "classes")) -> dict | None:
+    """The cached tensors in ``path`` (a dict with ``keys``), or None when there is no valid cache file.
 
     A file whose sha256 differs from its ``.sha256`` (a flipped byte), a truncated file, a file torch cannot
     read or one without a digest is named in a warning and deleted, so that the caller decodes it again.
@@ -238,8 +238,8 @@ def load_cache(path: pathlib.Path) -> dict | None:
     else:
         try:
             cached = torch.load(io.BytesIO(data), weights_only=True)
-            if not isinstance(cached, dict) or not {"images", "labels", "classes"} <= set(cached):
-                problem = "does not hold images, labels and classes"
+            if not isinstance(cached, dict) or not set(keys) <= set(cached):
+                problem = f"does not hold {', '.join(keys)}"
         except Exception as error:   # truncated or foreign file: torch raises a generic zip error
             problem = f"cannot be read ({type(error).__name__}: {str(error)[:120]})"
     if problem is None:
