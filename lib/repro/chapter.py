@@ -291,14 +291,15 @@ def _check_type(name: str, value, preset):
     return value
 
 
-RULES = ("min", "max", "above", "below", "choices", "each", "length", "min_length")
+RULES = ("min", "max", "above", "below", "congruent", "choices", "each", "length", "min_length")
 
 
 def check_constraint(name: str, value, rule: dict) -> None:
     """Check ``value`` against one declarative ``rule`` (scales.yaml ``constraints:``); ParameterError names the
     value and what is accepted.
 
-    Rules: ``min`` / ``max`` (inclusive), ``above`` / ``below`` (exclusive) for numbers; ``choices`` (a scalar
+    Rules: ``min`` / ``max`` (inclusive), ``above`` / ``below`` (exclusive) and ``congruent: {modulus, remainder}``
+    (e.g. a ResNet depth 6n + 2) for numbers; ``choices`` (a scalar
     must be one of them; a list must be a non-empty list of distinct choices); ``each`` (a rule for every
     element of a list); ``length`` / ``min_length`` (lists; lists must be non-empty unless ``min_length: 0``).
     """
@@ -335,6 +336,11 @@ def check_constraint(name: str, value, rule: dict) -> None:
             if key in rule and not ok:
                 accepted = ", ".join(f"{w} {rule[k]}" for k, _, w in bounds if k in rule)
                 raise ParameterError(f"parameter {name}={value!r} is out of range; accepted: {accepted}")
+        if "congruent" in rule:
+            m, r = rule["congruent"]["modulus"], rule["congruent"]["remainder"]
+            if value % m != r:
+                raise ParameterError(f"parameter {name}={value!r} is not accepted; accepted: {m}n + {r} "
+                                     f"({', '.join(str(m * n + r) for n in range(1, 5))}, ...)")
 
 
 def resolve_parameters(presets: dict, given: dict, constraints: dict | None = None) -> Parameters:

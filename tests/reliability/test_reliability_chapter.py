@@ -240,3 +240,19 @@ def test_an_unreadable_run_record_names_the_file_and_the_remedy(toy):
     record.write_text('{"arm": "a", "se')   # cut short
     with pytest.raises(RuntimeError, match=rf"run record {record} cannot be read.*delete it"):
         toy.run(["a"], [0], lambda arm, seed, d: {"metrics": {"test_acc": 1.0}}, params, workers=1)
+
+
+def test_declarative_rules_name_the_accepted_values():
+    from lib.repro.chapter import check_constraint
+
+    check_constraint("depth", 20, {"congruent": {"modulus": 6, "remainder": 2}})
+    with pytest.raises(ParameterError, match=r"depth=10 .* 6n \+ 2 \(8, 14, 20"):
+        check_constraint("depth", 10, {"congruent": {"modulus": 6, "remainder": 2}})
+    with pytest.raises(ParameterError, match="at most 5000"):
+        check_constraint("train_per_class", 6000, {"min": 1, "max": 5000})
+    with pytest.raises(ParameterError, match=r"size=\[96\] must have 2 elements"):
+        check_constraint("size", [96], {"length": 2})
+    with pytest.raises(ParameterError, match=r"size\[1\]=4 is out of range; accepted: at least 8"):
+        check_constraint("size", [96, 4], {"length": 2, "each": {"min": 8}})
+    with pytest.raises(ParameterError, match="unknown rule"):
+        check_constraint("x", 1, {"minimum": 1})
