@@ -360,10 +360,17 @@ def markdown(results: dict) -> str:
               "* **Decode once.** Decoding JPEGs at every step would cost "
               + (f"{dp['speedup']:.1f}× the epoch time of indexing decoded tensors; " if "speedup" in dp else "")
               + "`lib.data` decodes once and caches uint8 tensors.",
-              "* **torch.compile is not used**: " + ("; ".join(compile_lines) or "it failed here")
-              + ". The compile time exceeds what it saves in a reduced run of a few minutes per arm.",
-              "* **channels_last** is the default of the chapters' MobileNetV2 runs, where it helps; ResNets may "
-              "leave it off.",
+              "* **torch.compile**: " + ("; ".join(compile_lines) or "it failed here") + ". "
+              + ("The chapters do not use it: where it pays, its compile time (paid again in every forked seed "
+                 "worker) is a large part of a reduced run of a few minutes per arm."),
+              "* **Layout and precision**: the fastest cell per backbone is "
+              + "; ".join(f"{name.split(' (')[0]}: {row['fastest']}" for name, row in lp.items())
+              + " (table above); bf16 autocast is slower than fp32 in the same layout for "
+              + (", ".join(name.split(" (")[0] for name, row in lp.items()
+                           if row["cells"]["channels_last bf16"]["ratio_median"]
+                           < row["cells"]["channels_last fp32"]["ratio_median"]) or "none")
+              + "." if lp else
+              "* **channels_last** is the default of the chapters' MobileNetV2 runs, where it helps.",
               "* **Numerics.** One thread per process instead of two changes floating-point summation order, so "
               "per-seed numbers differ in the last digits from a two-thread run (and chaotic training amplifies "
               "that); seeds, data order and augmentation draws are unchanged. Each run records its thread count."]
