@@ -139,7 +139,8 @@ def check_writable(folder: str | os.PathLike, what: str = "results") -> pathlib.
     except OSError as error:
         raise StorageError(error.errno, f"the {what} directory {folder} is not writable ({error.strerror or error}); "
                                         f"nothing was trained. Fix its permissions or point the variable "
-                                        f"for it (REPRO_RESULTS_DIR, REPRO_RUNS_DIR) elsewhere.") from error
+                                        f"for it (REPRO_RESULTS_DIR, REPRO_RUNS_DIR, REPRO_CACHE) elsewhere."
+                           ) from error
     return folder
 
 

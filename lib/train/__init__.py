@@ -206,6 +206,8 @@ class _RunLock:
                 print(f"{self.label or 'run'}: another process is training {self.run_dir}; waiting for it",
                       file=sys.stderr, flush=True)
                 self.lock.acquire()
+            for stale in self.run_dir.glob(".checkpoint.pt.*.tmp"):   # left by a process killed while saving
+                stale.unlink(missing_ok=True)
         return self
 
     def __exit__(self, *exc):

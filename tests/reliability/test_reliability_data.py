@@ -77,3 +77,21 @@ def test_no_mirror_and_no_hub_fails_fast_naming_repro_data(tiny_mirror, monkeypa
     with pytest.raises(MissingDataError, match=r"REPRO_DATA is not set.*cannot be reached.*Set REPRO_DATA"):
         load("tiny", "train")
     assert time.perf_counter() - tick < 10
+
+
+def test_an_unwritable_cache_directory_is_named_with_its_variable(tiny_mirror, monkeypatch, tmp_path):
+    from lib.repro.store import StorageError
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "a-file" / "cache"))
+    with pytest.raises(StorageError, match=r"decoded-data cache \(REPRO_CACHE\) directory .* is not writable"):
+        load("tiny", "train")
+
+
+def test_temporary_files_of_a_killed_cache_write_are_removed(tiny_mirror):
+    load("tiny", "train")
+    path = _cache_file(tiny_mirror)
+    stale = path.with_name(f".{path.name}.x1y2.tmp")
+    stale.write_bytes(b"half a cache")
+    load("tiny", "train")
+    assert not stale.exists()

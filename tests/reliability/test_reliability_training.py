@@ -153,3 +153,11 @@ def test_files_get_the_ordinary_mode(tmp_path):
     torch_save_atomic({"a": 1}, tmp_path / "checkpoint.pt")
     for name in ("results.json", "checkpoint.pt"):
         assert (pathlib.Path(tmp_path / name).stat().st_mode & 0o777) == 0o666 & ~mask
+
+
+def test_temporary_files_of_a_killed_save_are_removed_on_the_next_start(tmp_path):
+    stale = tmp_path / ".checkpoint.pt.k3j2.tmp"   # what a SIGKILL during torch.save leaves
+    stale.write_bytes(b"half a checkpoint")
+    _fit(TrainConfig(epochs=1, batch_size=16), run_dir=tmp_path)
+    assert not stale.exists()
+    assert (tmp_path / "checkpoint.pt").is_file()
