@@ -34,6 +34,7 @@ from .images import (
     MissingDataError,
     _atomic_torch_save,
     cache_dir,
+    load_cache,
     mirror_root,
     sha256_file,
     verify_split,
@@ -162,9 +163,8 @@ def load_segmentation(name: str, split: str, *, size=(96, 128)) -> SegmentationD
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{split}-seg-v{CACHE_VERSION}-{key}-{size[0]}x{size[1]}.pt"
     with FileLock(str(path) + ".lock"):
-        if path.is_file():
-            cached = torch.load(path, weights_only=True)
-        else:
+        cached = load_cache(path, keys=("images", "labels"))   # verified against its .sha256; None if invalid
+        if cached is None:
             cached = _decode_split(card, split, root, size, void_id)
             _atomic_torch_save(cached, path)
     source = {"origin": "mirror", "files_sha256": checksums, "rows": len(cached["labels"]),

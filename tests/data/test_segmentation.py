@@ -2,6 +2,7 @@
 import hashlib
 import io
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -125,3 +126,19 @@ def test_joint_augment_matches_the_fit_hook_signature_and_checks_padding():
         joint_augment(-1)
     with pytest.raises(ValueError, match="must match"):
         joint_crop_flip(images, masks[:, :5], torch.Generator())
+
+
+def test_a_flipped_byte_in_the_segmentation_cache_is_detected_and_decoded_again(camvid_mirror, monkeypatch):
+    import os
+
+    data = load_segmentation("camvid", "train", size=(8, 12))
+    (cache,) = [p for p in (pathlib.Path(os.environ["REPRO_CACHE"]) / "camvid").glob("train-seg-*.pt")]
+    raw = bytearray(cache.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    cache.write_bytes(bytes(raw))
+    decoded = []
+    real = seg._decode_split
+    monkeypatch.setattr(seg, "_decode_split", lambda *a: decoded.append(1) or real(*a))
+    with pytest.warns(RuntimeWarning, match="corrupted"):
+        again = load_segmentation("camvid", "train", size=(8, 12))
+    assert decoded == [1] and torch.equal(again.labels, data.labels)
