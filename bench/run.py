@@ -360,7 +360,8 @@ def markdown(results: dict) -> str:
               "* **Decode once.** Decoding JPEGs at every step would cost "
               + (f"{dp['speedup']:.1f}× the epoch time of indexing decoded tensors; " if "speedup" in dp else "")
               + "`lib.data` decodes once and caches uint8 tensors.",
-              "* **torch.compile**: " + ("; ".join(compile_lines) or "it failed here") + ". "
+              "* **torch.compile**: " + ("; ".join(compile_lines) or "it failed here")
+              + " (compile times include whatever torch's on-disk compile cache already held). "
               + ("The chapters do not use it: where it pays, its compile time (paid again in every forked seed "
                  "worker) is a large part of a reduced run of a few minutes per arm."),
               "* **Layout and precision**: the fastest cell per backbone is "

@@ -131,4 +131,15 @@ def fit_full_batch(model: torch.nn.Module, graph, config: FullBatchConfig, *, se
             "train_time_s": train_time, "seconds_per_epoch": (time.perf_counter() - start) / max(epoch, 1)}
 
 
-__all__ = ["FullBatchConfig", "evaluate_nodes", "fit_full_batch"]
+@torch.no_grad()
+def node_logits(model: torch.nn.Module, graph, features=None) -> torch.Tensor:
+    """The trained model's logits on every node, in eval mode, computed on the device ``fit_full_batch`` left the
+    model on (the inputs are moved there, so a chapter never mixes CPU tensors with a model on a GPU); returned on
+    the CPU."""
+    device = next(model.parameters()).device
+    model.eval()
+    x = (graph.features if features is None else features).to(device)
+    return model(x, graph.adjacency.to(device)).cpu()
+
+
+__all__ = ["FullBatchConfig", "evaluate_nodes", "fit_full_batch", "node_logits"]
