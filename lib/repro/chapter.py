@@ -403,6 +403,7 @@ class Chapter:
         self.header, self.claims = load_claims(self.dir / "claims.yaml")
         self.failed_runs: dict[tuple[int, str], dict] = {}   # failed records of every ``run`` call, for ``report``
         self.reused_runs: list[dict] = []   # runs taken from a committed results file instead of trained (reuse.py)
+        self.gate_parameters: dict | None = None   # parameters of the regime-gate runs (``plateau_gates``)
         if "ipykernel" in sys.modules:
             die_with_parent()   # a kernel whose papermill / nbval is killed does not train on
 
@@ -441,7 +442,8 @@ class Chapter:
         return (base if base else REPO_ROOT / "runs") / self.slug / params.scale / key
 
     def run(self, arms: list[str], seeds: list[int], run_one: Callable[[str, int, pathlib.Path], dict],
-            params: Parameters, *, workers: int | None = None, log: Callable[[str], None] | None = None) -> list[dict]:
+            params: Parameters, *, workers: int | None = None, log: Callable[[str], None] | None = None,
+            reuse_section: str = "runs") -> list[dict]:
         """Run every (seed, arm); return the records of the successful runs, ordered by seed then arm.
 
         A finished run's record is read back instead of re-run; an interrupted one resumes from its
@@ -462,7 +464,7 @@ class Chapter:
         if params.threads is not None or not main or int(os.environ.get("WORLD_SIZE", "1")) > 1:
             workers = 1   # explicit threads, or a data-parallel launch: one run at a time
         jobs, records = [], {}
-        reusable, provenance = reusable_records(params.as_dict())
+        reusable, provenance = reusable_records(params.as_dict(), reuse_section)
         for seed in seeds:
             for arm in arms:
                 done = root / arm / f"seed-{seed}" / "record.json"
@@ -508,6 +510,39 @@ class Chapter:
                       f"  {r['arm']} seed {r['seed']}: {error}")
         return [r for r in ordered if r.get("status", "ok") == "ok"]
 
+    def plateau_gates(self, runs: list[dict], run_one_doubled: Callable[[str, int, pathlib.Path], dict],
+                      params: Parameters, *, epochs_key: str = "epochs", log: Callable[[str], None] | None = None,
+                      workers: int | None = None) -> tuple[dict[str, dict], list[dict]]:
+        """Measure every ``plateau`` regime gate of this chapter's claims: train each gate's arm at twice the
+        preset's epochs (``run_one_doubled``, the chapter's ``run_one`` with the doubled budget) for the gate's
+        number of seeds (at most the execution's), and compare with ``runs`` at the preset's epochs.
+
+        Returns ({gate id: measurement}, the doubled runs); pass the first as ``extra={"gates": ...}`` to
+        ``report`` (which judges the gated claims with it) and the second as ``extra={"gate_runs": ...}`` so the
+        results file holds every number the gate used. The doubled runs live in their own run directories (the
+        doubled epoch count is part of their key) and resume like any run.
+        """
+        from .claims import plateau_measurement
+
+        specs, arms_run = {}, {r["arm"] for r in runs}
+        for claim in self.claims:   # a gate on an arm this execution did not run stays unmeasured
+            if claim.gate and claim.gate.get("kind") == "plateau" and claim.gate["arm"] in arms_run:
+                specs.setdefault(claim.gate["id"], claim.gate)
+        if not specs:
+            return {}, []
+        epochs = params[epochs_key]
+        doubled_params = Parameters(params.scale, params.seeds, params.threads,
+                                    {**params.values, epochs_key: 2 * epochs, "regime_gate": "doubled epochs"},
+                                    params.overrides)
+        arms = sorted({spec["arm"] for spec in specs.values()})
+        seeds = params.seed_list[:max(spec["seeds"] for spec in specs.values())]
+        doubled = self.run(arms, seeds, run_one_doubled, doubled_params, log=log, workers=workers,
+                           reuse_section="gate_runs")
+        measured = {gid: plateau_measurement(runs, doubled, spec["arm"], spec["metric"], epochs, 2 * epochs)
+                    for gid, spec in specs.items()}
+        self.gate_parameters = doubled_params.as_dict()
+        return measured, doubled
+
     def all_runs(self, runs: list[dict]) -> list[dict]:
         """``runs`` plus the failed runs that ``run`` kept aside (each (arm, seed) once), for the results file."""
         seen = {(r["seed"], r["arm"]) for r in runs}
@@ -535,6 +570,7 @@ class Chapter:
             "failed_runs": failed,
             "gate_measurements": gates,
             "reused_runs": _reuse_summary(self.reused_runs),
+            "gate_parameters": self.gate_parameters,
             "runs": runs,
             "wall_time_s": (time.time() - started) if started else sum(r["wall_time_s"] for r in runs),
             **(extra or {}),

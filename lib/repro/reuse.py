@@ -25,11 +25,13 @@ class ReuseError(ValueError):
     """The results file named by REPRO_REUSE_RESULTS cannot stand in for this execution's runs."""
 
 
-def reusable_records(parameters: dict) -> tuple[dict[tuple[int, str], dict], dict | None]:
+def reusable_records(parameters: dict, section: str = "runs") -> tuple[dict[tuple[int, str], dict], dict | None]:
     """({(seed, arm): record}, provenance) from ``$REPRO_REUSE_RESULTS``, or ({}, None) when it is not set.
 
     ``parameters`` is ``Parameters.as_dict()`` of this execution; the stored file must have been made with the
     same values (seeds may differ: only the stored seeds are reused). A mismatch is an error naming the values.
+    ``section`` ``"gate_runs"`` reads the regime-gate runs (``Chapter.plateau_gates``), stored with their own
+    ``gate_parameters``; a file without them has nothing to reuse there, and those runs are trained.
     """
     path = os.environ.get(ENV)
     if not path:
@@ -39,6 +41,10 @@ def reusable_records(parameters: dict) -> tuple[dict[tuple[int, str], dict], dic
         raise ReuseError(f"{ENV}={path} does not exist; name a committed results file, e.g. "
                          "papers/<slug>/results/reduced.json")
     stored = json.loads(path.read_text())
+    if section != "runs":
+        if not stored.get("gate_parameters"):
+            return {}, None
+        stored = {**stored, "parameters": stored["gate_parameters"], "runs": stored.get(section) or []}
     want, have = _comparable(parameters), _comparable(stored.get("parameters") or {})
     want.pop("seeds", None)
     have.pop("seeds", None)

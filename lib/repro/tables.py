@@ -112,3 +112,18 @@ def method_changes(results: dict) -> pd.DataFrame:
                      f"{results['judged']['method']} verdict": v["verdict"],
                      "changed": "yes" if old != v["verdict"] else "", "why (current summary)": v.get("summary", "")})
     return pd.DataFrame(rows).set_index("claim")
+
+
+def gate_table(claims: list[Claim], measured: dict[str, dict]) -> pd.DataFrame:
+    """Each regime gate of the chapter: its pre-registered rule, what was measured, and whether it passed."""
+    from .claims import check_gate
+
+    rows, seen = [], set()
+    for c in claims:
+        if not c.gate or c.gate["id"] in seen:
+            continue
+        seen.add(c.gate["id"])
+        result = check_gate(c.gate, measured.get(c.gate["id"]))
+        rows.append({"gate": c.gate["id"], "status": result["status"], "measured": result["detail"],
+                     "rule": c.gate["rule"]})
+    return pd.DataFrame(rows).set_index("gate") if rows else pd.DataFrame(columns=["gate"]).set_index("gate")

@@ -92,3 +92,52 @@ def test_the_previous_verdicts_travel_with_the_reused_runs(chapter, tmp_path, mo
     table = method_changes(results)
     assert table.loc["a-beats-b", "v0 verdict"] == "contradicted"
     assert table.loc["a-beats-b", "changed"] == ("yes" if results["claims"][0]["verdict"] != "contradicted" else "")
+
+
+def test_plateau_gates_train_the_gated_arm_at_twice_the_epochs_and_judge_with_it(tmp_path, monkeypatch):
+    folder = tmp_path / "papers" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "scales.yaml").write_text(yaml.safe_dump({"reduced": {"seeds": 3, "epochs": 2}}))
+    (folder / "claims.yaml").write_text(yaml.safe_dump({
+        "gates": {"plateau-b": {"kind": "plateau", "arm": "b", "metric": "acc", "max_change": 3.0, "seeds": 2,
+                                "rule": "b within 3 points at twice the epochs, 2 seeds"}},
+        "claims": [{"id": "a-beats-b", "text": "t", "kind": "statistical", "source": "paper", "paper": {},
+                    "arms": ["a", "b"], "metric": "acc", "claimed_effect": 1.0, "gate": "plateau-b"}]}))
+    monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
+    chapter = Chapter("toy", root=tmp_path)
+    params = chapter.parameters({"scale": "reduced"}, before=set())
+
+    def noisy(arm, seed, run_dir):   # a − b = 2.0, 2.1, 2.4 over the seeds
+        return {"metrics": {"acc": 50.0 + seed + (2.0 + 0.1 * seed ** 2 if arm == "a" else 0.0)}}
+
+    runs = chapter.run(["a", "b"], [0, 1, 2], noisy, params, workers=1)
+    trained = []
+
+    def doubled(epoch_gain):
+        def run_one(arm, seed, run_dir):
+            trained.append((arm, seed))
+            return {"metrics": {"acc": _fake(arm, seed, run_dir)["metrics"]["acc"] + epoch_gain}}
+        return run_one
+
+    gates, gate_runs = chapter.plateau_gates(runs, doubled(1.0), params, workers=1)
+    assert trained == [("b", 0), ("b", 1)]
+    assert gates["plateau-b"]["values"] == [50.0, 51.0] and gates["plateau-b"]["doubled_values"] == [51.0, 52.0]
+    passed = chapter.report(params, runs, extra={"gates": gates, "gate_runs": gate_runs})
+    assert passed["claims"][0]["verdict"] == "reproduced"      # a − b ≈ +2 on every seed, and the gate holds
+    assert passed["gate_parameters"]["epochs"] == 4 and len(passed["gate_runs"]) == 2
+    monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "runs-2"))
+    gates, gate_runs = chapter.plateau_gates(runs, doubled(5.0), params, workers=1)   # still climbing at twice the epochs
+    failed = chapter.report(params, runs, extra={"gates": gates, "gate_runs": gate_runs})
+    assert failed["claims"][0]["verdict"] == "not-tested-at-this-scale"
+    assert "under-trained" in failed["claims"][0]["summary"]
+    # re-judging on the stored file reuses the gate runs too
+    stored = tmp_path / "stored.json"
+    stored.write_text(json.dumps(passed))
+    monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "runs-3"))
+    monkeypatch.setenv("REPRO_REUSE_RESULTS", str(stored))
+    fresh = Chapter("toy", root=tmp_path)
+    trained.clear()
+    again = fresh.run(["a", "b"], [0, 1, 2], noisy, params, workers=1)
+    fresh.plateau_gates(again, doubled(1.0), params, workers=1)
+    assert trained == []
