@@ -135,17 +135,24 @@ def step_images_per_s(model, batch: int, channels_last: bool, steps: int = 6, co
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,))
+    return batch / _median_step_s(step_model, opt, x, y, steps, "fp32")
+
+
+def _median_step_s(model, opt, x, y, steps: int, precision: str) -> float:
+    """Median seconds of one forward + backward + SGD step over ``steps`` steps after two warm-up steps."""
     times = []
     for i in range(steps + 2):
         tick = time.perf_counter()
-        loss = F.cross_entropy(step_model(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = model(x)
+        loss = F.cross_entropy(out.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if i >= 2:
             times.append(time.perf_counter() - tick)
     times.sort()
-    return batch / times[len(times) // 2]
+    return times[len(times) // 2]
 
 
 def step_throughput(build, shape: tuple, dense: bool, batch: int, channels_last: bool, precision: str,
@@ -160,19 +167,7 @@ def step_throughput(build, shape: tuple, dense: bool, batch: int, channels_last:
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch, *shape[1:]) if dense else (batch,))
-    times = []
-    for i in range(steps + 2):
-        tick = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = model(x)
-        loss = F.cross_entropy(out.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if i >= 2:
-            times.append(time.perf_counter() - tick)
-    times.sort()
-    return batch / times[len(times) // 2]
+    return batch / _median_step_s(model, opt, x, y, steps, precision)
 
 
 def layout_and_precision(threads: int = 1, batch: int = 128, rounds: int = 2) -> dict:

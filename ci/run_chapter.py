@@ -149,7 +149,10 @@ def launch(source: pathlib.Path, params: dict, procs: int) -> pathlib.Path:
     env = dict(os.environ)
     if not torch.cuda.is_available():
         env.update(ACCELERATE_USE_CPU="true", OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"))
-    subprocess.run(command, cwd=source.parent, env=env, check=True)
+    from lib.repro.chapter import die_with_parent
+
+    # the launcher dies with this process (and each rank, a Chapter, with the launcher): no orphaned ranks
+    subprocess.run(command, cwd=source.parent, env=env, check=True, preexec_fn=die_with_parent)
     return script
 
 

@@ -404,8 +404,8 @@ class Chapter:
         self.failed_runs: dict[tuple[int, str], dict] = {}   # failed records of every ``run`` call, for ``report``
         self.reused_runs: list[dict] = []   # runs taken from a committed results file instead of trained (reuse.py)
         self.gate_parameters: dict | None = None   # parameters of the regime-gate runs (``plateau_gates``)
-        if "ipykernel" in sys.modules:
-            die_with_parent()   # a kernel whose papermill / nbval is killed does not train on
+        if "ipykernel" in sys.modules or "LOCAL_RANK" in os.environ:
+            die_with_parent()   # a kernel whose papermill / nbval is killed, or a rank whose launcher is, stops
 
     def parameters(self, namespace: dict, before: set) -> Parameters:
         """The validated parameters (``resolve_parameters`` with this chapter's constraints); also checks, before

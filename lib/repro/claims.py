@@ -91,6 +91,15 @@ class Claim:
         return self.source == "paper" and self.kind != "construction"
 
     @property
+    def against(self) -> str:
+        """What the effect is tested against, as the tables and summaries print it."""
+        if self.kind == "equivalence":
+            return f"margin ±{self.margin:g}"
+        if self.kind == "non-inferiority":
+            return f"margin {self.margin:+g}"
+        return "0"
+
+    @property
     def null(self) -> float:
         """The value the effect is tested against: 0, or the non-inferiority margin."""
         return float(self.margin) if self.kind == "non-inferiority" else 0.0
@@ -413,12 +422,7 @@ def _statistical_verdict(claim: Claim, r: EffectTest, p: float, p_adj: float, m:
              "paper_effect": paper}
     stats = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in stats.items()}
     level_text = f"{100 * (1 - level):.4g}% CI"
-    if claim.kind == "equivalence":
-        against = f"margin ±{claim.margin:g}"
-    elif claim.kind == "non-inferiority":
-        against = f"margin {claim.margin:+g}"
-    else:
-        against = "0"
+    against = claim.against
     summary = (f"effect {_fmt(r.effect)} [{_fmt(lo)}, {_fmt(hi)}] (Holm-adjusted {level_text}, against {against}), "
                f"p = {p:.3g}, adjusted p = {p_adj:.3g} (family of {m}), n = {r.n_treatment}/{r.n_control}; "
                f"MDE {'n/a' if mde is None else f'{mde:.2f}'} vs paper {_fmt(paper)}")

@@ -22,12 +22,7 @@ def claims_table(claims: list[Claim]) -> pd.DataFrame:
         if c.kind in ("statistical", "non-inferiority", "equivalence"):
             arms = f"{c.arms[0]} vs {c.arms[1]}" if len(c.arms) == 2 else f"{c.arms[0]} vs the paper's reported runs"
             compared = f"{arms} on {c.metric}"
-            if c.kind == "non-inferiority":
-                against = f"margin {c.margin:+g}"
-            elif c.kind == "equivalence":
-                against = f"margin ±{c.margin:g} (TOST)"
-            else:
-                against = "0"
+            against = c.against + (" (TOST)" if c.kind == "equivalence" else "")
             test = f"{c.test} t-test, two-sided, α = {c.alpha}, Holm across the chapter, against {against}"
             gate = c.gate["rule"] if c.gate else "none"
         elif c.kind in ("cost", "construction") and c.checks:
