@@ -44,6 +44,15 @@ class Comparison:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
+def _checked_arrays(treatment, control, test: str, direction: str) -> tuple[np.ndarray, np.ndarray]:
+    """The two arms' per-seed values as float arrays, after checking ``test`` and ``direction``."""
+    if test not in TESTS:
+        raise ValueError(f"unknown test {test!r}; accepted: {', '.join(TESTS)}")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"unknown direction {direction!r}; accepted: {', '.join(DIRECTIONS)}")
+    return np.asarray(treatment, dtype=float), np.asarray(control, dtype=float)
+
+
 def _mde(se: float, df: float, alpha: float, power: float) -> float:
     """Smallest true effect a one-sided t-test (standard error ``se``, ``df``) detects with ``power``."""
     if not (se > 0 and df > 0):
@@ -64,12 +73,7 @@ def compare(treatment, control, *, test: str = "paired", direction: str = "great
     paired: ``treatment[i]`` and ``control[i]`` share seed i (same data order and initial draws);
     welch: independent samples. ``direction='greater'`` claims treatment > control + min_effect.
     """
-    if test not in TESTS:
-        raise ValueError(f"unknown test {test!r}; accepted: {', '.join(TESTS)}")
-    if direction not in DIRECTIONS:
-        raise ValueError(f"unknown direction {direction!r}; accepted: {', '.join(DIRECTIONS)}")
-    a = np.asarray(treatment, dtype=float)
-    b = np.asarray(control, dtype=float)
+    a, b = _checked_arrays(treatment, control, test, direction)
     sign = 1.0 if direction == "greater" else -1.0
     nan = float("nan")
     if test == "paired":
@@ -179,12 +183,7 @@ def effect_test(treatment, control, *, test: str = "paired", direction: str = "g
                 null: float = 0.0) -> EffectTest:
     """Two-sided test of H0: effect = ``null`` with scipy (``ttest_rel`` for paired seeds, ``ttest_ind`` with
     ``equal_var=False`` for independent ones). ``null`` is in claimed-direction units."""
-    if test not in TESTS:
-        raise ValueError(f"unknown test {test!r}; accepted: {', '.join(TESTS)}")
-    if direction not in DIRECTIONS:
-        raise ValueError(f"unknown direction {direction!r}; accepted: {', '.join(DIRECTIONS)}")
-    a = np.asarray(treatment, dtype=float)
-    b = np.asarray(control, dtype=float)
+    a, b = _checked_arrays(treatment, control, test, direction)
     x, y = (a, b) if direction == "greater" else (b, a)        # effect = mean(x) − mean(y)
     nan = float("nan")
     if test == "paired" and a.shape != b.shape:
