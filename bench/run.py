@@ -334,7 +334,7 @@ def markdown(results: dict) -> str:
     if lp:
         lines += ["", "### Memory layout × precision per backbone", "",
                   "Training step (forward + backward + SGD) at one thread, ratio to NCHW fp32 of the same round "
-                  "(median of rounds; bf16 = CPU autocast, BatchNorm and the loss in fp32).", "",
+                  "(median of rounds; bf16 = CPU autocast: weights, the loss and BatchNorm's running statistics stay fp32).", "",
                   "| backbone (batch) | NCHW fp32 | channels_last fp32 | NCHW bf16 | channels_last bf16 | fastest |",
                   "| --- | --- | --- | --- | --- | --- |"]
         for name, row in lp.items():
