@@ -56,7 +56,8 @@ test: $(STAMP) book
 chapter: $(STAMP)
 	$(PY) ci/run_chapter.py $(PAPER) --scale $(SCALE) --procs $(PROCS) $(ARGS)
 
-# re-judge a chapter on its committed runs (verdict rules changed, training did not): no run is trained again
+# re-judge a chapter on its committed runs (verdict rules changed, training did not): a run in the committed
+# results file is not trained again; only runs it lacks (e.g. newly pre-registered gate runs) are trained
 rejudge: $(STAMP)
 	REPRO_REUSE_RESULTS=$(CURDIR)/papers/$(PAPER)/results/reduced.json $(PY) ci/run_chapter.py $(PAPER) --scale reduced
 
