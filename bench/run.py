@@ -196,6 +196,34 @@ def layout_and_precision(threads: int = 1, batch: int = 128, rounds: int = 2) ->
     return out
 
 
+def epoch_profile(epochs: int = 2, images: int = 5120, batch: int = 128) -> dict:
+    """Where a training epoch of ``fit`` goes, at one thread, per backbone in its fastest layout and precision.
+
+    ``fit`` reports each epoch's training time (indexing, augmentation, normalisation, forward, backward, step,
+    metric sums) and the whole run's wall time (adding evaluation, checkpoints and set-up). Timing forward +
+    backward + step alone on the same batches gives the share of the epoch spent outside them.
+    """
+    torch.set_num_threads(1)
+    data, test = synthetic(images), synthetic(1000, seed=1)
+    out = {}
+    for name, (build, shape, dense) in TRAINED_BACKBONES.items():
+        if dense:
+            continue   # the segmentation net trains through fit's dense-label hooks; its step is profiled above
+        channels_last, precision = True, ("bf16" if name.startswith("ResNet") else "fp32")
+        config = TrainConfig(epochs=epochs, batch_size=batch, channels_last=channels_last, precision=precision,
+                             eval_every=epochs)
+        seed_everything(0, 1)
+        result = fit(build(), data, test, config, seed=0, progress=False)
+        epoch_s = sorted(h["epoch_time_s"] for h in result["history"])[0]
+        step_s = batch / step_throughput(build, shape, dense, batch, channels_last, precision, steps=6)
+        steps = images // batch
+        out[name] = {"layout": "channels_last", "precision": precision, "epoch_s": epoch_s,
+                     "forward_backward_step_s": steps * step_s,
+                     "fraction_outside_step": max(0.0, 1 - steps * step_s / epoch_s),
+                     "evaluation_and_setup_s": result["wall_time_s"] - result["train_time_s"]}
+    return out
+
+
 def hardware_efficiency(threads: int) -> dict:
     torch.set_num_threads(threads)
     peak = sgemm_peak(threads)
@@ -343,6 +371,19 @@ def markdown(results: dict) -> str:
             cells = [f"1.00× ({sum(base) / len(base):.0f} img/s)"] + [
                 f"{c[k]['ratio_median']:.2f}×" for k in ("channels_last fp32", "NCHW bf16", "channels_last bf16")]
             lines.append(f"| {name} ({row['batch']}) | " + " | ".join(cells) + f" | {row['fastest']} |")
+    ep = results.get("epoch_profile", {})
+    if ep:
+        lines += ["", "### Where an epoch of `fit` goes", "",
+                  "One thread, each backbone in its fastest cell, 5,120 synthetic 32×32 images per epoch: the "
+                  "best epoch of two against forward + backward + SGD step alone on batches of the same size"
+                  + (f" (measured {results['sections_created']['epoch_profile']})"
+                     if "epoch_profile" in results.get("sections_created", {}) else "") + ".", "",
+                  "| backbone | cell | epoch (s) | forward + backward + step (s) | share outside the step | "
+                  "evaluation and set-up per run (s) |", "| --- | --- | --- | --- | --- | --- |"]
+        for name, e in ep.items():
+            lines.append(f"| {name.split(' (')[0]} | {e['layout']} {e['precision']} | {e['epoch_s']:.2f} | "
+                         f"{e['forward_backward_step_s']:.2f} | {100 * e['fraction_outside_step']:.0f} % | "
+                         f"{e['evaluation_and_setup_s']:.2f} |")
     compile_lines = []
     for name, c in results["compile"].items():
         if "speedup" in c:
@@ -377,18 +418,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-compile", action="store_true")
+    parser.add_argument("--only", nargs="+", metavar="SECTION",
+                        help="measure these sections only and keep the others of bench/results.json")
     args = parser.parse_args(argv)
     tick = time.perf_counter()
     results = {"created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "threads": args.threads,
                "environment": environment(), "platform": platform.platform()}
+    if args.only:
+        kept = json.loads((ROOT / "bench" / "results.json").read_text())
+        results = {**kept, "sections_created": {**kept.get("sections_created", {}),
+                                                **{s: results["created"] for s in args.only}}}
     sections = [("loop_overhead", lambda: loop_overhead(args.threads)),
                 ("hardware_efficiency", lambda: hardware_efficiency(args.threads)),
                 ("data_path", lambda: data_path(os.environ.get("REPRO_DATA"))),
                 ("parallel_seeds", parallel_seeds),
                 ("compile", (lambda: {"skipped": {}}) if args.skip_compile else (lambda: compile_ratio(args.threads))),
                 ("layout_and_batch", lambda: layout_and_batch(args.threads)),
-                ("layout_and_precision", layout_and_precision)]
+                ("layout_and_precision", layout_and_precision),
+                ("epoch_profile", epoch_profile)]
+    unknown = sorted(set(args.only or []) - {key for key, _ in sections})
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; accepted: {', '.join(k for k, _ in sections)}")
     for key, measure in sections:
+        if args.only and key not in args.only:
+            continue
         t = time.perf_counter()
         results[key] = measure()
         print(f"{key}: {time.perf_counter() - t:.0f} s", flush=True)
