@@ -501,7 +501,7 @@ def build_attention_bench_page(root: str | pathlib.Path = ROOT, figure: pathlib.
         "Test accuracy: mean over seeds with the two-sided 95 % t-interval. MAdds = FLOPs / 2 as counted by "
         "`torch.utils.flop_counter` (convolutions and matrix products) for one 32×32 image. CPU latency: median "
         "of 30 forward passes of one image on one thread, measured by the chapter that trained the arm, so arms "
-        "from different chapters were timed in different sessions. Per-claim tests (paired, two-sided, Holm-adjusted) are in "
+        "from different chapters were timed in different executions. Per-claim tests (paired, two-sided, Holm-adjusted) are in "
         "the chapters.",
         "",
     ]
