@@ -20,9 +20,9 @@ sys.path.insert(0, str(ROOT))
 from lib.data import load  # noqa: E402
 from lib.models import ResNetCIFAR  # noqa: E402
 from lib.repro.claims import judge_chapter, parse_claims  # noqa: E402
-from lib.repro.sections import replace_section  # noqa: E402
+from lib.repro.sections import publish  # noqa: E402
 from lib.repro.stats import mean_ci  # noqa: E402
-from lib.repro.store import environment, write_json_atomic  # noqa: E402
+from lib.repro.store import environment  # noqa: E402
 from lib.train import TrainConfig, fit, seed_everything  # noqa: E402
 
 SPEC = ROOT / "bench" / "precision-equivalence.yaml"
@@ -74,8 +74,8 @@ def main() -> int:
     results = {"created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "setting": setting,
                "environment": environment(), "data": {"train": _DATA["train"].source, "test": _DATA["test"].source},
                "wall_time_s": time.perf_counter() - tick, "verdict": verdict, "runs": runs}
-    write_json_atomic(ROOT / "bench" / "precision-equivalence.json", results)
-    replace_section(ROOT / "book" / "performance.md", "precision-equivalence", markdown(results), title="Performance")
+    publish(ROOT / "bench" / "precision-equivalence.json", results, ROOT / "book" / "performance.md",
+            "precision-equivalence", markdown(results), title="Performance")
     print(markdown(results))
     return 0
 

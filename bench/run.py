@@ -26,8 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from lib.data import ImageData, crop_flip, normalize
 from lib.models import MobileNetV2, MobileNeXt, ResNetCIFAR, SegmentationNet
-from lib.repro.sections import replace_section
-from lib.repro.store import environment, write_json_atomic
+from lib.repro.sections import publish
+from lib.repro.store import environment
 from lib.train import TrainConfig, epoch_generator, fit, seed_everything
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -446,8 +446,8 @@ def main(argv: list[str] | None = None) -> int:
         results[key] = measure()
         print(f"{key}: {time.perf_counter() - t:.0f} s", flush=True)
     results["wall_time_s"] = time.perf_counter() - tick
-    write_json_atomic(ROOT / "bench" / "results.json", results)
-    replace_section(ROOT / "book" / "performance.md", "bench", markdown(results), title="Performance")
+    publish(ROOT / "bench" / "results.json", results, ROOT / "book" / "performance.md", "bench", markdown(results),
+            title="Performance")
     print(markdown(results))
     return 0
 

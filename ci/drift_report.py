@@ -19,7 +19,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from lib.repro.sections import replace_section  # noqa: E402
+from lib.repro.sections import publish  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("nightly", ROOT / "ci" / "nightly.py")
 nightly = importlib.util.module_from_spec(_spec)
@@ -144,9 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nightly", default=str(ROOT / "_build" / "nightly"), help="the nightly's output folder")
     args = parser.parse_args(argv)
     data = build(args.name, args.reference_commit, pathlib.Path(args.nightly))
-    out = ROOT / "bench" / f"nightly-{args.name}.json"
-    out.write_text(json.dumps(data, indent=1) + "\n")
-    replace_section(ROOT / "book" / "performance.md", f"nightly-{args.name}", markdown(data), title="Performance")
+    publish(ROOT / "bench" / f"nightly-{args.name}.json", data, ROOT / "book" / "performance.md",
+            f"nightly-{args.name}", markdown(data), title="Performance")
     print(markdown(data))
     return 0
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import platform
 import sys
@@ -14,7 +15,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from lib.repro.sections import replace_section  # noqa: E402
+from lib.repro.sections import publish  # noqa: E402
 
 TIMINGS = ROOT / "_build" / "timings"
 
@@ -53,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     read = {name: json.loads((timings / f"{name}.json").read_text())["seconds"] if (timings / f"{name}.json").is_file()
             else None for name in ("install", "book")}
     data = {"created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "platform": platform.platform(),
-            "cpus": len(__import__("os").sched_getaffinity(0)), "tests": tests,
+            "cpus": len(os.sched_getaffinity(0)), "tests": tests,
             "book_s": read["book"], "install_s": read["install"]}
-    (ROOT / "bench" / "ci-timing.json").write_text(json.dumps(data, indent=1) + "\n")
-    replace_section(ROOT / "book" / "performance.md", "ci-timing", markdown(data), title="Performance")
+    publish(ROOT / "bench" / "ci-timing.json", data, ROOT / "book" / "performance.md", "ci-timing", markdown(data),
+            title="Performance")
     print(markdown(data))
     return 0
 

@@ -26,6 +26,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lib.repro.claims import METHOD, judge_chapter, load_claims, measure_gates  # noqa: E402
+from lib.repro.reuse import previous_verdicts  # noqa: E402
 from lib.repro.store import write_json_atomic  # noqa: E402
 
 JUDGING_FILES = ("lib/repro/claims.py", "lib/repro/stats.py", "ci/rejudge.py")
@@ -53,9 +54,7 @@ def rejudge(slug: str, scale: str = "reduced", root: pathlib.Path = ROOT) -> tup
     runs = results.get("runs") or []
     gates = {**measure_gates(claims, runs, results.get("parameters") or {}), **(results.get("gates") or {})}
     verdicts = judge_chapter(claims, results.get("scale", scale), runs, results.get("costs") or {}, gates)
-    judged = results.get("judged") or {}
-    previous = judged.get("previous") or {"method": judged.get("method", "v1"),
-                                          "verdicts": {c["id"]: c.get("verdict") for c in results.get("claims") or []}}
+    previous = previous_verdicts(results)
     before = {c["id"]: c.get("verdict") for c in results.get("claims") or []}
     changes = [{"id": v["id"], "before": before.get(v["id"]), "after": v["verdict"]} for v in verdicts]
     new = dict(results)

@@ -216,22 +216,15 @@ def save_cache(obj, path: pathlib.Path) -> None:
     atomic_write(_digest_path(path), lambda handle: handle.write(f"{digest}  {path.name}\n".encode()))
 
 
-_atomic_torch_save = save_cache   # the name lib.data.segmentation imports
-
-
-def _remove_stale_temporaries(path: pathlib.Path) -> None:
-    """Delete the temporary files a process killed while writing ``path`` left (call under ``path``'s lock)."""
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-
-
 def load_cache(path: pathlib.Path, keys: tuple[str, ...] = ("images", "labels", "classes")) -> dict | None:
     """The cached tensors in ``path`` (a dict with ``keys``), or None when there is no valid cache file.
 
     A file whose sha256 differs from its ``.sha256`` (a flipped byte), a truncated file, a file torch cannot
     read or one without a digest is named in a warning and deleted, so that the caller decodes it again.
     """
-    _remove_stale_temporaries(path)
+    from ..repro.store import remove_stale_temporaries
+
+    remove_stale_temporaries(path)
     if not path.is_file():
         return None
     problem = None

@@ -32,10 +32,10 @@ from .images import (
     ChecksumError,
     DataSchemaError,
     MissingDataError,
-    _atomic_torch_save,
     cache_dir,
     load_cache,
     mirror_root,
+    save_cache,
     sha256_file,
     verify_split,
 )
@@ -166,7 +166,7 @@ def load_segmentation(name: str, split: str, *, size=(96, 128)) -> SegmentationD
         cached = load_cache(path, keys=("images", "labels"))   # verified against its .sha256; None if invalid
         if cached is None:
             cached = _decode_split(card, split, root, size, void_id)
-            _atomic_torch_save(cached, path)
+            save_cache(cached, path)
     source = {"origin": "mirror", "files_sha256": checksums, "rows": len(cached["labels"]),
               "size": list(size), "void_id_in_mirror": void_id, "ignore_index": IGNORE_INDEX}
     return SegmentationData(cached["images"], cached["labels"], names, name, split, colors, source)

@@ -21,6 +21,14 @@ def _comparable(parameters: dict) -> dict:
     return {k: v for k, v in parameters.items() if k not in IGNORED}
 
 
+def previous_verdicts(results: dict) -> dict:
+    """The verdicts a results file held before its latest re-judgement (``judged.previous``), or, for a file
+    judged only once, its current ones: ``{"method", "verdicts": {claim id: verdict}}``."""
+    judged = results.get("judged") or {}
+    return judged.get("previous") or {"method": judged.get("method", "v1"),
+                                      "verdicts": {c["id"]: c.get("verdict") for c in results.get("claims") or []}}
+
+
 class ReuseError(ValueError):
     """The results file named by REPRO_REUSE_RESULTS cannot stand in for this execution's runs."""
 
@@ -54,8 +62,7 @@ def reusable_records(parameters: dict, section: str = "runs") -> tuple[dict[tupl
                          + ", ".join(f"{k} (stored {have.get(k)!r}, now {want.get(k)!r})" for k in differ))
     records = {(r["seed"], r["arm"]): {**r, "reused": True} for r in stored.get("runs") or []}
     judged = stored.get("judged") or {}
-    previous = judged.get("previous") or {"method": judged.get("method", "v1"),
-                                          "verdicts": {c["id"]: c.get("verdict") for c in stored.get("claims") or []}}
+    previous = previous_verdicts(stored)
     provenance = {"file": str(path), "git_commit": judged.get("runs_commit") or stored.get("git_commit"),
                   "created": stored.get("created"), "code_key": stored.get("code_key"), "runs": len(records),
                   "previous": previous}

@@ -5,10 +5,10 @@ and hand-written prose share one page without overwriting each other.
 """
 from __future__ import annotations
 
-import os
 import pathlib
 import re
-import tempfile
+
+from .store import atomic_write, write_json_atomic
 
 
 def replace_section(path: str | pathlib.Path, name: str, body: str, *, title: str | None = None) -> str:
@@ -25,9 +25,13 @@ def replace_section(path: str | pathlib.Path, name: str, body: str, *, title: st
         text = pattern.sub(lambda _: block, text, count=1)
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write(path, lambda handle: handle.write(text.encode()))
     return text
+
+
+def publish(record: str | pathlib.Path, data: dict, page: str | pathlib.Path, name: str, body: str, *,
+            title: str | None = None) -> str:
+    """Commit-ready output of a generator: ``data`` as the JSON ``record`` it was rendered from, and ``body``
+    as section ``name`` of ``page``; both written atomically. Returns the page."""
+    write_json_atomic(record, data)
+    return replace_section(page, name, body, title=title)

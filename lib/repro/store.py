@@ -123,6 +123,14 @@ def _free_bytes(folder: pathlib.Path) -> str:
     return f"{free / 2**20:.1f} MiB"
 
 
+def remove_stale_temporaries(path: str | os.PathLike) -> None:
+    """Delete the temporary files ``atomic_write`` leaves for ``path`` when its process is killed mid-write
+    (call it under the lock that guards ``path``)."""
+    path = pathlib.Path(path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
 def torch_save_atomic(obj, path: str | os.PathLike) -> pathlib.Path:
     """``torch.save`` through ``atomic_write``: checkpoints and caches are complete or absent."""
     return atomic_write(path, lambda handle: torch.save(obj, handle))

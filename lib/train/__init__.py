@@ -221,8 +221,9 @@ class _RunLock:
                 print(f"{self.label or 'run'}: another process is training {self.run_dir}; waiting for it",
                       file=sys.stderr, flush=True)
                 self.lock.acquire()
-            for stale in self.run_dir.glob(".checkpoint.pt.*.tmp"):   # left by a process killed while saving
-                stale.unlink(missing_ok=True)
+            from ..repro.store import remove_stale_temporaries
+
+            remove_stale_temporaries(self.run_dir / "checkpoint.pt")   # left by a process killed while saving
         return self
 
     def __exit__(self, *exc):
@@ -283,7 +284,6 @@ def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: Train
 def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progress, accelerator, criterion,
          sampler, augment, evaluator) -> dict:
     start_wall = time.perf_counter()
-    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
     if config.batch_size % world:
         raise ValueError(f"batch_size {config.batch_size} must be divisible by the number of processes {world}")
