@@ -34,6 +34,7 @@ def claims_table(claims: list[Claim]) -> pd.DataFrame:
             compared, test = "—", "not tested: " + (c.reason or "")
         rows.append({"claim": c.id, "source": c.source if c.kind != "construction" else "construction",
                      "statement": c.text, "compared": compared, "rule": test, "regime gate": gate,
+                     "paper numbers": "unverified" if c.paper.get("verified") is False else "as cited",
                      "paper": _paper_cell(c),
                      "judged at": ", ".join(c.scales) if c.testable else "every scale"})
     return pd.DataFrame(rows).set_index("claim")

@@ -314,6 +314,7 @@ def test_every_chapter_claim_names_its_source_and_every_tested_claim_a_gate(slug
     for claim in claims:
         if claim.paper.get("verified") is False:
             assert "unverified" in table.loc[claim.id, "paper"]
+            assert table.loc[claim.id, "paper numbers"] == "unverified"   # a short column the display never cuts
     verdicts = json.loads((ROOT / "papers" / slug / "results" / "reduced.json").read_text())["claims"]
     shown = verdict_table(verdicts)
     assert [c["id"] for c in verdicts if c["verdict"] != "construction"] == list(shown.index)
