@@ -15,6 +15,17 @@ after the depthwise convolution's ReLU6, on the ``t``-times expanded hidden chan
 projection. The same slot is used for SE and CBAM so that only the attention differs between arms. Blocks
 with ``t = 1`` (only the first) have no expansion and, as in ``mbv2_ca.py``, no attention.
 
+``attention_position="projection"`` moves the slot to where the official triplet attention code (Misra et al.,
+WACV 2021, arXiv:2010.03045, github.com/landskape-ai/triplet-attention, ``MODELS/mobilenet.py``) puts its
+module: the last layer of every block's residual branch, after the linear projection's BN, on the ``c``
+output channels, before the identity shortcut is added; all 17 blocks, the ``t = 1`` block included. The
+network is otherwise unchanged (that file's channel rounding, ``int(c * width_mult)``, equals ours at width
+1.0; its classifier dropout is 0.25; it builds every triplet module with ``k = 7``). Triplet attention's
+convolutions run on the ``(C, W)``, ``(H, C)`` and ``(H, W)`` planes, so their cost grows with ``C``: the
+projection slot has 3x to 6x fewer channels than the depthwise one, and at width 0.5, CIFAR strides, ``k = 7``
+triplet attention adds 6.7 % multiply-adds to the plain network there against 24.8 % in the depthwise slot
+(parameters: 17 against 16 modules of 300; counts in ``tests/models/test_mobilenetv2.py``).
+
 The variants of the paper's ablation (Sec. 6.4, Fig. 6) are options: ``bottleneck="relu6"`` (a ReLU6 after
 every projection) and ``residual="classic"`` (the shortcuts moved between the expansions, same layers and
 costs); see ``lib/nn/inverted_residual.py``, where the blocks live.
@@ -40,7 +51,8 @@ import torch
 from torch import nn
 
 from ..nn.attention import check_attention_name
-from ..nn.inverted_residual import ClassicResidual, InvertedResidual, check_bottleneck, conv_bn, make_divisible
+from ..nn.inverted_residual import (ClassicResidual, InvertedResidual, check_attention_position, check_bottleneck,
+                                   conv_bn, make_divisible)
 
 RESIDUALS = ("inverted", "classic")
 
@@ -65,17 +77,25 @@ class MobileNetV2(nn.Module):
     ``bottleneck`` (``"linear"`` or ``"relu6"``) and ``residual`` (``"inverted"`` or ``"classic"``) select the
     variants of the paper's ablation (Sec. 6.4, Fig. 6; ``lib/nn/inverted_residual.py``); the defaults build
     the paper's network, and the variants keep its parameter and FLOP counts exactly.
+    ``attention_position`` is ``"depthwise"`` (default: after the depthwise convolution of every expanding
+    block, as in the coordinate attention code) or ``"projection"`` (after the projection's BN of all 17
+    blocks, before the shortcut, as in the official triplet attention code); ``"projection"`` needs
+    ``residual="inverted"``, the only construction whose blocks end at a projection.
     """
 
     def __init__(self, num_classes: int = 10, width_mult: float = 0.5, attention: str = "none",
                  attention_kwargs: dict | None = None, in_channels: int = 3, dropout: float = 0.0,
                  round_nearest: int = 8, strides: str = "cifar", bottleneck: str = "linear",
-                 residual: str = "inverted"):
+                 residual: str = "inverted", attention_position: str = "depthwise"):
         super().__init__()
         check_attention_name(attention)
         check_bottleneck(bottleneck)
+        check_attention_position(attention_position)
         if residual not in RESIDUALS:
             raise ValueError(f"unknown residual {residual!r}; accepted: {', '.join(RESIDUALS)}")
+        if residual == "classic" and attention_position != "depthwise":
+            raise ValueError(f"attention_position {attention_position!r} needs residual 'inverted'; "
+                             "accepted with residual 'classic': depthwise")
         settings = {"cifar": (1, CIFAR_SETTING), "imagenet": (2, IMAGENET_SETTING)}
         if strides not in settings:
             raise ValueError(f"unknown strides {strides!r}; accepted: {', '.join(settings)}")
@@ -91,7 +111,8 @@ class MobileNetV2(nn.Module):
         self.feature_dim = make_divisible(1280 * width_mult, round_nearest) if width_mult > 1.0 else 1280
         if residual == "inverted":
             for cin, cout, s, t in blocks:
-                layers.append(InvertedResidual(cin, cout, s, t, attention, attention_kwargs, bottleneck))
+                layers.append(InvertedResidual(cin, cout, s, t, attention, attention_kwargs, bottleneck,
+                                               attention_position))
             layers.append(conv_bn(channels, self.feature_dim, 1))
         else:
             # The same layers regrouped: block k = depthwise_k, attention_k, project_k, expansion_{k+1}

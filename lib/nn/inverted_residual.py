@@ -9,9 +9,23 @@ the narrow ends (Sec. 3.3, Fig. 3b) when the stride is 1 and the channel count i
 
     y = x + P(A(D(E(x))))        (shortcut between bottlenecks, "inverted")
 
-``A`` is an attention slot (``lib.nn.attention.create_attention``, identity by default) on the expanded
-channels after the depthwise convolution, where the coordinate attention code puts it. Shapes: ``(N, in_ch,
-H, W)`` in, ``(N, out_ch, H / s, W / s)`` out.
+``A`` is an attention slot (``lib.nn.attention.create_attention``, identity by default). Its place is
+``attention_position``:
+
+* ``"depthwise"`` (default): on the expanded channels after the depthwise convolution, where the coordinate
+  attention code puts it (``mbv2_ca.py``); blocks without expansion (``t = 1``) get no attention;
+* ``"projection"``: on the ``out_ch`` channels after the projection's BN, before the shortcut is added,
+
+      y = x + A(P(D(E(x))))
+
+  in every block, the ``t = 1`` block included. This is where the official triplet attention code
+  (github.com/landskape-ai/triplet-attention, ``MODELS/mobilenet.py``) puts its module: its inverted residual
+  appends the triplet module as the last layer of the residual branch, after the linear 1x1 convolution and
+  its BN, unconditionally (all 17 blocks of MobileNetV2), and adds the identity shortcut to that branch's
+  output when the stride is 1 and the widths match. (That file also computes a kernel size per stage, 1 up
+  to ``c = 96`` and 3 beyond, but never passes it on: every module there has the fixed ``k = 7``.)
+
+Shapes: ``(N, in_ch, H, W)`` in, ``(N, out_ch, H / s, W / s)`` out.
 
 The two ablations of Sec. 6.4 (Fig. 6):
 
@@ -37,6 +51,7 @@ from torch import nn
 from .attention import check_attention_name, create_attention
 
 BOTTLENECKS = ("linear", "relu6")
+ATTENTION_POSITIONS = ("depthwise", "projection")
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -53,6 +68,12 @@ def check_bottleneck(bottleneck: str) -> None:
         raise ValueError(f"unknown bottleneck {bottleneck!r}; accepted: {', '.join(BOTTLENECKS)}")
 
 
+def check_attention_position(position: str) -> None:
+    """Raise ``ValueError`` naming ``position`` and the accepted places unless it is one of them."""
+    if position not in ATTENTION_POSITIONS:
+        raise ValueError(f"unknown attention_position {position!r}; accepted: {', '.join(ATTENTION_POSITIONS)}")
+
+
 def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
     """Convolution without bias (the BN shift replaces it), BN, and ReLU6 unless ``act`` is False."""
     layers = [nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(out_ch)]
@@ -62,31 +83,45 @@ def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int =
 
 
 class InvertedResidual(nn.Module):
-    """Expand (1x1) -> depthwise 3x3 -> attention -> project (1x1), with a shortcut when shapes allow.
+    """Expand (1x1) -> depthwise 3x3 -> project (1x1), an attention slot, and a shortcut when shapes allow.
 
     Arguments: ``in_ch``, ``out_ch`` (narrow widths), ``stride`` (1 or 2), ``expand_ratio`` ``t`` (no expansion
-    layer when 1, and then no attention, as in the coordinate attention code), ``attention`` (a name of
-    ``lib.nn.attention``) with ``attention_kwargs``, ``bottleneck`` (``"linear"`` or ``"relu6"``).
+    layer when 1), ``attention`` (a name of ``lib.nn.attention``) with ``attention_kwargs``, ``bottleneck``
+    (``"linear"`` or ``"relu6"``), ``attention_position``: ``"depthwise"`` (after the depthwise convolution on
+    the hidden channels, none when ``t = 1``, as in the coordinate attention code) or ``"projection"`` (after
+    the projection on ``out_ch`` channels, before the shortcut, in every block, as in the official triplet
+    attention code).
     """
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, expand_ratio: int,
-                 attention: str = "none", attention_kwargs: dict | None = None, bottleneck: str = "linear"):
+                 attention: str = "none", attention_kwargs: dict | None = None, bottleneck: str = "linear",
+                 attention_position: str = "depthwise"):
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
         check_attention_name(attention)
         check_bottleneck(bottleneck)
+        check_attention_position(attention_position)
         hidden = int(round(in_ch * expand_ratio))
         self.hidden_channels = hidden
+        self.attention_position = attention_position
         self.use_shortcut = stride == 1 and in_ch == out_ch
         self.expand = conv_bn(in_ch, hidden, 1) if expand_ratio != 1 else nn.Identity()
         self.depthwise = conv_bn(hidden, hidden, 3, stride, groups=hidden)
-        slot = attention if expand_ratio != 1 else "none"
-        self.attention = create_attention(slot, hidden, **(attention_kwargs or {}))
-        self.project = conv_bn(hidden, out_ch, 1, act=bottleneck == "relu6")
+        if attention_position == "depthwise":
+            slot = attention if expand_ratio != 1 else "none"
+            self.attention = create_attention(slot, hidden, **(attention_kwargs or {}))
+            self.project = conv_bn(hidden, out_ch, 1, act=bottleneck == "relu6")
+        else:
+            self.project = conv_bn(hidden, out_ch, 1, act=bottleneck == "relu6")
+            self.attention = create_attention(attention, out_ch, **(attention_kwargs or {}))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.project(self.attention(self.depthwise(self.expand(x))))
+        h = self.depthwise(self.expand(x))
+        if self.attention_position == "depthwise":
+            y = self.project(self.attention(h))
+        else:
+            y = self.attention(self.project(h))
         return x + y if self.use_shortcut else y
 
 
@@ -125,5 +160,5 @@ def inverted_residual_params(in_ch: int, out_ch: int, expand_ratio: int) -> int:
     return expand + 9 * hidden + 2 * hidden + hidden * out_ch + 2 * out_ch
 
 
-__all__ = ["BOTTLENECKS", "ClassicResidual", "InvertedResidual", "check_bottleneck", "conv_bn",
-           "inverted_residual_params", "make_divisible"]
+__all__ = ["ATTENTION_POSITIONS", "BOTTLENECKS", "ClassicResidual", "InvertedResidual", "check_attention_position",
+           "check_bottleneck", "conv_bn", "inverted_residual_params", "make_divisible"]
