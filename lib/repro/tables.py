@@ -57,6 +57,35 @@ def arm_table(runs: list[dict], arms: list[str], metric: str = "test_acc", costs
     return pd.DataFrame(rows).set_index("arm")
 
 
+def pairing_table(claims: list[Claim], runs: list[dict]) -> pd.DataFrame:
+    """How much pairing by seed helps each two-arm claim: the seed correlation of the two arms and the variance of
+    the paired difference relative to that of an unpaired one (var(a − b) / (var(a) + var(b)); 1 = no gain).
+
+    Where the correlation is near 0 pairing does not reduce variance and the chapter needs more seeds (DESIGN.md:
+    ≥ 8 instead of ≥ 5)."""
+    import numpy as np
+
+    from .claims import _ok_runs
+
+    rows = []
+    for c in claims:
+        if c.kind not in ("statistical", "non-inferiority", "equivalence") or len(c.arms) != 2:
+            continue
+        by_arm = [{r["seed"]: r["metrics"][c.metric] for r in _ok_runs(runs, arm)} for arm in c.arms]
+        seeds = sorted(set(by_arm[0]) & set(by_arm[1]))
+        if len(seeds) < 3:
+            continue
+        a, b = (np.array([d[s] for s in seeds], dtype=float) for d in by_arm)
+        spread = a.var(ddof=1) + b.var(ddof=1)
+        corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
+        rows.append({"claim": c.id, "arms": f"{c.arms[0]} vs {c.arms[1]}", "paired seeds": len(seeds),
+                     "seed correlation": round(corr, 2),
+                     "paired / unpaired variance": round(float((a - b).var(ddof=1) / spread), 2) if spread > 0
+                     else float("nan"),
+                     "test": c.test})
+    return pd.DataFrame(rows).set_index("claim") if rows else pd.DataFrame(columns=["claim"]).set_index("claim")
+
+
 def verdict_table(verdicts: list[dict]) -> pd.DataFrame:
     """One row per claim: verdict, the effect in the claimed direction with the interval the verdict used (at the
     Holm-adjusted level), raw and adjusted p, the MDE, the paper's effect and the regime gate."""

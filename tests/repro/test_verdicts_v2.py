@@ -348,3 +348,20 @@ def test_the_worked_examples_in_method_md_are_what_the_rules_compute():
     spec.loader.exec_module(examples)
     text = (ROOT / "book" / "method.md").read_text(encoding="utf-8")
     assert examples.render(text) == text, "book/method.md's worked examples are stale: python ci/method_examples.py --write"
+
+
+# --- pairing ----------------------------------------------------------------------------------------------------
+
+def test_pairing_table_on_hand_computed_values():
+    from lib.repro.tables import pairing_table
+
+    shared = [0.0, 2.0, -1.0, 3.0, 1.0]                 # a seed effect common to both arms
+    a = [70 + s + e for s, e in zip(shared, [0.1, -0.1, 0.2, 0.0, -0.2])]
+    b = [69 + s for s in shared]
+    row = pairing_table(_claims({}), _runs(a, b)).loc["c0"]
+    assert row["paired seeds"] == 5
+    assert row["seed correlation"] == round(float(np.corrcoef(a, b)[0, 1]), 2) > 0.9
+    d = np.subtract(a, b)
+    assert row["paired / unpaired variance"] == round(d.var(ddof=1) / (np.var(a, ddof=1) + np.var(b, ddof=1)), 2) < 0.1
+    independent = pairing_table(_claims({}), _runs(A, [B[i] for i in (3, 0, 4, 2, 1)])).loc["c0"]
+    assert independent["paired / unpaired variance"] > 0.5
