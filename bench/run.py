@@ -44,6 +44,18 @@ TRAINED_BACKBONES = {
     "MobileNeXt-0.45 (mobilenext-sandglass)": (lambda: MobileNeXt(num_classes=10, width_mult=0.45), (3, 32, 32), False),
     "SegmentationNet (strip-pooling, CamVid 96×128)": (lambda: SegmentationNet(num_classes=11), (3, 96, 128), True),
 }
+# The bench backbone each chapter's reduced preset trains (a chapter whose arms use two backbones lists both); the
+# preset's `channels_last` and `precision` must be that backbone's fastest measured cell (tests/test_presets.py).
+CHAPTER_BACKBONES = {
+    "coord-attention": ["MobileNetV2-0.5 (coord-attention, triplet-attention, mobilenetv2)"],
+    "triplet-attention": ["MobileNetV2-0.5 (coord-attention, triplet-attention, mobilenetv2)"],
+    "mobilenetv2": ["MobileNetV2-0.5 (coord-attention, triplet-attention, mobilenetv2)"],
+    "mobilenext-sandglass": ["MobileNeXt-0.45 (mobilenext-sandglass)",
+                             "MobileNetV2-0.5 (coord-attention, triplet-attention, mobilenetv2)"],
+    "isda": ["ResNet-8 (isda, decoupling-lt)"],
+    "decoupling-lt": ["ResNet-8 (isda, decoupling-lt)"],
+    "strip-pooling": ["SegmentationNet (strip-pooling, CamVid 96×128)"],
+}
 LAYOUT_PRECISION = (("NCHW", "fp32"), ("channels_last", "fp32"), ("NCHW", "bf16"), ("channels_last", "bf16"))
 
 
@@ -192,7 +204,8 @@ def layout_and_precision(threads: int = 1, batch: int = 128, rounds: int = 2) ->
             cells[key] = {"images_per_s": [r[key] for r in per_round], "ratios": ratios,
                           "ratio_median": ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios) / len(ratios)}
         fastest = max(cells, key=lambda k: cells[k]["ratio_median"])
-        out[name] = {"batch": b, "input": list(shape), "cells": cells, "fastest": fastest}
+        out[name] = {"batch": b, "input": list(shape), "cells": cells, "fastest": fastest,
+                     "chapters": sorted(c for c, names in CHAPTER_BACKBONES.items() if name in names)}
     return out
 
 
