@@ -68,3 +68,10 @@ def test_pending_list_only_names_chapters_that_still_need_it():
         fastest = {MEASURED[name]["fastest"] for name in CHAPTER_BACKBONES[chapter]}
         assert _cell(_preset(chapter, "reduced")) not in fastest or "precision" not in _preset(chapter, "reduced"), \
             f"{chapter} already follows the bench: remove it from PENDING_RERUN"
+
+
+def test_the_precision_rule_of_every_chapter_is_lib_trains():
+    from lib.repro.chapter import DEFAULT_CONSTRAINTS
+    from lib.train import PRECISIONS
+
+    assert DEFAULT_CONSTRAINTS["precision"]["choices"] == list(PRECISIONS)

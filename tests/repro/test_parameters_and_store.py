@@ -7,8 +7,8 @@ import pytest
 from lib.repro import ParameterError, resolve_parameters, write_json_atomic
 from lib.repro.chapter import injected_names
 
-PRESETS = {"smoke": {"seeds": 1, "epochs": 1, "lr": 0.1, "arms": ["a"]},
-           "reduced": {"seeds": 5, "epochs": 4, "lr": 0.1, "arms": ["a"]}}
+PRESETS = {"smoke": {"seeds": 1, "epochs": 1, "lr": 0.1, "arms": ["a"], "precision": "fp32", "channels_last": True},
+           "reduced": {"seeds": 5, "epochs": 4, "lr": 0.1, "arms": ["a"], "precision": "bf16", "channels_last": True}}
 
 
 def test_preset_and_overrides():
@@ -21,10 +21,13 @@ def test_preset_and_overrides():
     ({"scale": "huge"}, r"unknown scale 'huge'; accepted: smoke, reduced"),
     ({"scale": "smoke", "seeds": -1}, r"seeds must be a positive integer, got -1"),
     ({"scale": "smoke", "seeds": 0}, r"seeds must be a positive integer, got 0"),
-    ({"scale": "smoke", "epoch": 3}, r"unknown parameter\(s\) epoch; accepted: arms, epochs, lr, scale, seeds, threads"),
+    ({"scale": "smoke", "epoch": 3}, r"unknown parameter\(s\) epoch; accepted: arms, channels_last, epochs, lr, "
+                                              r"precision, scale, seeds, threads"),
     ({"scale": "smoke", "epochs": "many"}, r"epochs='many'"),
     ({"scale": "smoke", "lr": -0.1}, r"lr=-0.1 must not be negative"),
     ({"scale": "smoke", "threads": 0}, r"threads must be a positive integer"),
+    ({"scale": "smoke", "precision": "fp16"}, r"precision.*'fp16'.*fp32, bf16"),
+    ({"scale": "smoke", "channels_last": "yes"}, r"channels_last.*'yes'"),
 ])
 def test_bad_parameters_name_the_value_and_the_accepted_ones(given, match):
     with pytest.raises(ParameterError, match=match):
