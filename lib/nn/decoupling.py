@@ -8,11 +8,15 @@ linear classifier ``logits = W f(x) + b``, any sampling); then only the classifi
 * **cRT** (classifier re-training): a freshly initialised ``W, b`` trained on frozen features with
   class-balanced sampling (``q = 0`` in Eq. 1). Official recipe (``config/*/cls_crt.yaml``): 10 epochs,
   SGD momentum 0.9, lr 0.2 with a cosine schedule to 0, weight decay 5e-4, batch 512. The official schedule
-  is ``CosineAnnealingLR(T_max=epochs, eta_min=0)`` stepped once per epoch, before the epoch's first batch:
-  the learning rate is constant within an epoch, the first epoch already runs at
-  ``0.2 (1 + cos(π / 10)) / 2 = 0.195`` and the last at 0 (no update in it). Here (``train_classifier``, and
-  ``lib.train.fit`` for the image-level second stage) the cosine is annealed per step instead, from 0.2 at
-  the first step to nearly 0 at the last, so every epoch updates.
+  is ``CosineAnnealingLR(T_max=epochs, eta_min=0)`` stepped once per epoch, before the epoch's first batch
+  (``run_networks.py``, ``train()``), so the learning rate is constant within an epoch. That order is the
+  PyTorch < 1.1 convention, under which epoch ``e`` (0-based) runs at ``0.2 (1 + cos(π e / 10)) / 2``, from
+  0.2 down to 0.0049. PyTorch ≥ 1.1 skips the first value of a schedule stepped before the optimizer: there
+  the first epoch already runs at ``0.2 (1 + cos(π / 10)) / 2 = 0.195`` and the last at 0 (no update in it).
+  By default ``train_classifier`` and ``lib.train.fit`` (for the image-level second stage) anneal the cosine
+  per step instead, from 0.2 at the first step to nearly 0 at the last; ``schedule_unit="epoch"`` (an
+  argument of ``train_classifier``, a field of ``TrainConfig``) holds it per epoch at
+  ``lr (1 + cos(π e / E)) / 2``, the first of the two official sequences.
 * **τ-normalised classifier** (Eq. 3): ``w̃_i = w_i / ||w_i||^τ``; τ = 0 leaves ``W`` unchanged, τ = 1 gives
   unit-norm rows. The official ``tau_norm.py`` drops the bias (logits ``W̃ f(x)``) and sweeps
   τ ∈ {0, 0.1, ..., 2} on the extracted features of a split; the paper picks τ on the validation set.
@@ -33,13 +37,14 @@ linear classifier ``logits = W f(x) + b``, any sampling); then only the classifi
 
 ``FrozenBackboneClassifier`` wraps a trained backbone (``forward_features``) and a new head so that the
 second stage can also be trained through ``lib.train.fit`` on images with augmentation, as the official
-code does; the backbone runs under ``torch.no_grad`` in eval mode (BatchNorm statistics frozen), so no
-gradient reaches it. The official ``train()`` differs here: it puts every network in train mode at each
-epoch, the frozen feature model included (freezing only sets ``requires_grad=False``), so during its second
-stage the backbone's BatchNorm layers normalise with the statistics of each class-balanced batch and keep
-updating their running statistics, which the evaluation then uses. Here the backbone's features stay those
-of the first-stage model, the same as ``extract_features`` gives. ``train_classifier`` is the cheap
-alternative used at reduced scale: the same re-training on features extracted once (no augmentation).
+code does; the backbone runs under ``torch.no_grad``, so no gradient reaches it, and by default in eval
+mode (BatchNorm statistics frozen). The official ``train()`` differs here: it puts every network in train
+mode at each epoch, the frozen feature model included (freezing only sets ``requires_grad=False``), so
+during its second stage the backbone's BatchNorm layers normalise with the statistics of each
+class-balanced batch and keep updating their running statistics, which the evaluation then uses;
+``backbone_mode="train"`` does that. With the default the backbone's features stay those of the
+first-stage model, the same as ``extract_features`` gives. ``train_classifier`` is the cheap alternative
+used at reduced scale: the same re-training on features extracted once (no augmentation).
 
 Shapes: features ``(N, D)``, weights ``(C, D)``, logits ``(N, C)``. Imports torch only.
 """
@@ -52,6 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 NCM_DISTANCES = ("cosine", "euclidean", "dot")
+BACKBONE_MODES = ("eval", "train")   # FrozenBackboneClassifier: BatchNorm on frozen / batch statistics in training
 
 
 def class_weight_norms(weight: torch.Tensor) -> torch.Tensor:
@@ -179,26 +185,36 @@ class NCMClassifier(nn.Module):
 
 
 class FrozenBackboneClassifier(nn.Module):
-    """``head(backbone.forward_features(x))`` with the backbone frozen: no gradient, eval-mode BatchNorm.
+    """``head(backbone.forward_features(x))`` with the backbone's parameters frozen (no gradient reaches them).
 
     For the second stage of decoupled training through ``lib.train.fit`` (cRT with a new ``nn.Linear``, LWS
-    with an ``LWSClassifier``), as in the official code, which re-trains on augmented images. Unlike the
-    official code, whose ``train()`` leaves the frozen backbone's BatchNorm in train mode (batch statistics,
-    running statistics updated), the backbone stays in eval mode here whatever ``train()`` is called with.
+    with an ``LWSClassifier``), as in the official code, which re-trains on augmented images.
+
+    Args: ``backbone`` (with ``forward_features``), ``head``; ``backbone_mode`` (``BACKBONE_MODES``):
+    ``"eval"`` (default) keeps the backbone in eval mode whatever ``train()`` is called with, so BatchNorm
+    normalises with the first stage's running statistics and never changes them; ``"train"`` lets the
+    backbone follow ``train()`` / ``eval()`` like any submodule, as the official ``run_networks.py`` does
+    (``train()`` calls ``model.train()`` on every network, the frozen feature model included; freezing only
+    sets ``requires_grad=False``): in training BatchNorm normalises with each batch's statistics and updates
+    its running statistics, which evaluation then uses. Those statistics change in the ``backbone`` passed
+    in: give each second stage its own copy (``copy.deepcopy``) to start every one from the first stage's.
     """
 
-    def __init__(self, backbone: nn.Module, head: nn.Module):
+    def __init__(self, backbone: nn.Module, head: nn.Module, backbone_mode: str = "eval"):
         super().__init__()
         if not hasattr(backbone, "forward_features"):
             raise TypeError(f"backbone {type(backbone).__name__} has no forward_features method")
-        self.backbone, self.head = backbone, head
+        if backbone_mode not in BACKBONE_MODES:
+            raise ValueError(f"unknown backbone_mode {backbone_mode!r}; accepted: {', '.join(BACKBONE_MODES)}")
+        self.backbone, self.head, self.backbone_mode = backbone, head, backbone_mode
         for p in self.backbone.parameters():
             p.requires_grad_(False)
-        self.backbone.eval()
+        self.backbone.train(self.training and backbone_mode == "train")
 
     def train(self, mode: bool = True) -> "FrozenBackboneClassifier":
         super().train(mode)
-        self.backbone.eval()
+        if self.backbone_mode == "eval":
+            self.backbone.eval()
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -219,25 +235,31 @@ def extract_features(backbone: nn.Module, inputs: torch.Tensor, batch_size: int 
 
 def train_classifier(head: nn.Module, features: torch.Tensor, labels: torch.Tensor, sampler, *, epochs: int,
                      batch_size: int = 512, lr: float = 0.2, momentum: float = 0.9, weight_decay: float = 5e-4,
-                     seed: int = 0) -> list[float]:
+                     seed: int = 0, schedule_unit: str = "step") -> list[float]:
     """Train the parameters of ``head`` on fixed ``features`` with cross-entropy; returns the loss per epoch.
 
     ``sampler(generator, epoch) -> indices`` (``len(sampler)`` per epoch; e.g. a class-balanced sampler of
-    ``lib.data.longtail``) draws from a generator seeded by ``(seed, epoch)``. SGD with momentum, cosine
-    schedule from ``lr`` to 0 over all steps, updated after every step (the official ``coslr``/``endlr: 0``
-    steps ``CosineAnnealingLR(T_max=epochs)`` once per epoch instead: ``lr (1 + cos(π / epochs)) / 2`` in the
-    first epoch, 0.195 for lr 0.2 and 10 epochs, and 0 in the last); the last partial batch is dropped
-    unless it is the only one.
+    ``lib.data.longtail``) draws from a generator seeded by ``(seed, epoch)``. SGD with momentum and a cosine
+    schedule from ``lr`` to 0: with ``schedule_unit="step"`` (default) step ``s`` of ``T`` trains at
+    ``lr (1 + cos(π s / T)) / 2``; with ``"epoch"`` every step of epoch ``e`` of ``E`` (0-based) at
+    ``lr (1 + cos(π e / E)) / 2``, the official ``coslr: true``, ``endlr: 0.0``, i.e.
+    ``CosineAnnealingLR(T_max=epochs)`` stepped after each epoch (the module docstring says how the official
+    loop, which steps it before each epoch, shifts this by one epoch on PyTorch ≥ 1.1). The last partial
+    batch is dropped unless it is the only one.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if schedule_unit not in ("step", "epoch"):
+        raise ValueError(f"unknown schedule_unit {schedule_unit!r}; accepted: step, epoch")
     params = [p for p in head.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"{type(head).__name__} has no trainable parameters")
     steps = max(1, len(sampler) // batch_size)
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    total = epochs * steps
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    unit = steps if schedule_unit == "epoch" else 1   # optimizer steps per value of the schedule
+    total = epochs * steps // unit
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                 lambda s: 0.5 * (1 + math.cos(math.pi * (s // unit) / total)))
     head.train()
     losses = []
     for epoch in range(epochs):
@@ -258,6 +280,6 @@ def train_classifier(head: nn.Module, features: torch.Tensor, labels: torch.Tens
     return losses
 
 
-__all__ = ["NCM_DISTANCES", "FrozenBackboneClassifier", "LWSClassifier", "NCMClassifier", "TauNormClassifier",
-           "class_weight_norms", "extract_features", "mean_class_accuracy", "select_tau", "tau_normalize",
-           "train_classifier"]
+__all__ = ["NCM_DISTANCES", "BACKBONE_MODES", "FrozenBackboneClassifier", "LWSClassifier", "NCMClassifier",
+           "TauNormClassifier", "class_weight_norms", "extract_features", "mean_class_accuracy", "select_tau",
+           "tau_normalize", "train_classifier"]

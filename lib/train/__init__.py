@@ -43,7 +43,7 @@ import pathlib
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 
 # tqdm.auto, imported by the Hugging Face stack, warns in kernels without ipywidgets; the book never shows
 # notebook progress bars, so the warning is noise in committed outputs.
@@ -60,7 +60,24 @@ from ..data import ImageData, crop_flip, normalize
 
 @dataclass
 class TrainConfig:
-    """Recipe of one training run (SGD with momentum, cosine schedule with optional linear warm-up)."""
+    """Recipe of one training run (SGD with momentum, cosine schedule with optional linear warm-up).
+
+    The learning rate is ``lr × factor``. ``schedule_unit`` (``SCHEDULE_UNITS``) says how often the factor
+    changes. With ``"step"`` (the default) it changes after every optimizer step: ``K`` steps per epoch,
+    ``T = epochs × K`` steps, ``W = warmup_epochs × K``; step ``s`` (0-based) trains at ``(s + 1) / W`` for
+    ``s < W``, then at ``(1 + cos(π (s − W) / (T − W))) / 2``. With ``"epoch"`` it is the same formula with
+    one unit per epoch, held for all of the epoch's steps: epoch ``e`` of ``E`` (0-based) trains at
+    ``(e + 1) / W`` for ``e < W`` (``W = warmup_epochs``), then at ``(1 + cos(π (e − W) / (E − W))) / 2``.
+    Without warm-up that is ``lr (1 + cos(π e / E)) / 2``, ``e = 0 … E − 1``: PyTorch's
+    ``CosineAnnealingLR(T_max=epochs, eta_min=0)`` stepped after each epoch. That is the schedule of the
+    official cRT / LWS configs of Kang et al. (facebookresearch/classifier-balancing,
+    ``config/*/cls_crt.yaml``: ``coslr: true``, ``endlr: 0.0``; ``run_networks.py`` ``init_optimizers``).
+    The official loop calls ``scheduler.step()`` before each epoch's batches instead (``run_networks.py``
+    ``train()``), the PyTorch < 1.1 convention, which gives the same rates; on PyTorch ≥ 1.1 that order skips
+    the first value, so the official code run there trains epoch ``e`` at ``lr (1 + cos(π (e + 1) / E)) / 2``
+    and its last epoch at 0. ``history[e]["lr"]`` is the rate after the epoch's last step (under ``"epoch"``,
+    the next epoch's rate).
+    """
 
     epochs: int
     batch_size: int = 128
@@ -76,6 +93,7 @@ class TrainConfig:
     eval_every: int = 1           # evaluate on the test split every k epochs (and always after the last)
     channels_last: bool = False
     precision: str = "fp32"       # fp32 | bf16: autocast of the training forward pass (see PRECISIONS)
+    schedule_unit: str = "step"   # step | epoch: the warm-up + cosine factor changes after every step or every epoch
     divergence_factor: float = 100.0  # stop when a step's loss exceeds this × the first step's loss (0: never)
 
     def __post_init__(self):
@@ -85,6 +103,9 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"TrainConfig.precision {self.precision!r} is not supported; accepted: {', '.join(PRECISIONS)}")
+        if self.schedule_unit not in SCHEDULE_UNITS:
+            raise ValueError(f"TrainConfig.schedule_unit {self.schedule_unit!r} is not supported; "
+                             f"accepted: {', '.join(SCHEDULE_UNITS)}")
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or self.divergence_factor < 0:
             raise ValueError(f"invalid optimisation settings: lr={self.lr}, weight_decay={self.weight_decay}, "
                              f"label_smoothing={self.label_smoothing}, divergence_factor={self.divergence_factor}")
@@ -95,6 +116,10 @@ class TrainConfig:
 # it lists) in fp32; the weights, optimizer state and evaluation stay fp32. fp16 is not offered: it needs loss
 # scaling, which this loop does not do.
 PRECISIONS = ("fp32", "bf16")
+
+# How often the warm-up + cosine factor of the learning rate changes: after every optimizer step, or once per epoch
+# (constant within an epoch; the official schedule of the decoupling paper's second stage). TrainConfig explains both.
+SCHEDULE_UNITS = ("step", "epoch")
 
 
 def training_autocast(precision: str, device: torch.device):
@@ -164,16 +189,27 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def _schedule(config: TrainConfig, steps_per_epoch: int):
-    total = config.epochs * steps_per_epoch
-    warmup = config.warmup_epochs * steps_per_epoch
+    """The factor of ``config.lr`` at optimizer step ``step`` (0-based), for ``LambdaLR`` (TrainConfig docstring)."""
+    steps_per_unit = steps_per_epoch if config.schedule_unit == "epoch" else 1
+    units_per_epoch = steps_per_epoch // steps_per_unit
+    total = config.epochs * units_per_epoch
+    warmup = config.warmup_epochs * units_per_epoch
 
     def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
+        unit = step // steps_per_unit
+        if unit < warmup:
+            return (unit + 1) / warmup
+        progress = (unit - warmup) / max(1, total - warmup)
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor
+
+
+def _same_config(saved: dict, config: TrainConfig) -> bool:
+    """Whether a checkpoint's config is ``config``; a field added to TrainConfig after the checkpoint was written
+    counts as its default, which is what that run trained with."""
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    return {**defaults, **saved} == asdict(config)
 
 
 def _cross_entropy(label_smoothing: float):
@@ -315,7 +351,7 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
     initial_loss, segments = None, []
     if checkpoint is not None and checkpoint.is_file():
         state = load_checkpoint(checkpoint)
-        if state["config"] != asdict(config) or state["seed"] != seed:
+        if not _same_config(state["config"], config) or state["seed"] != seed:
             raise ValueError(f"checkpoint {checkpoint} was written by another configuration or seed; "
                              f"delete it or choose another run_dir")
         model.load_state_dict(state["model"])
@@ -416,6 +452,6 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
     }
 
 
-__all__ = ["TrainConfig", "PRECISIONS", "training_autocast", "NonFiniteLossError", "DivergenceError", "CheckpointError", "check_loss",
-           "load_checkpoint", "default_threads", "seed_everything", "epoch_generator",
+__all__ = ["TrainConfig", "PRECISIONS", "SCHEDULE_UNITS", "training_autocast", "NonFiniteLossError", "DivergenceError",
+           "CheckpointError", "check_loss", "load_checkpoint", "default_threads", "seed_everything", "epoch_generator",
            "evaluate", "fit"]

@@ -1,7 +1,10 @@
 """cRT, τ-normalisation, LWS and NCM of the decoupling paper (lib/nn/decoupling.py)."""
+import math
+
 import pytest
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from lib.data.longtail import ClassBalancedSampler
 from lib.models.resnet_cifar import ResNetCIFAR
@@ -124,6 +127,64 @@ def test_crt_gradients_do_not_reach_the_frozen_backbone():
     assert model.head.weight.grad is not None
     after = backbone.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)   # weights and BN running statistics
+
+
+def _running_stats(module):
+    return {k: v.clone() for k, v in module.state_dict().items() if "running" in k or "num_batches" in k}
+
+
+def test_backbone_mode_eval_keeps_running_statistics_and_train_updates_them_like_the_official_code():
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    outputs = {}
+    for mode in ("eval", "train"):
+        torch.manual_seed(0)
+        backbone = ResNetCIFAR(depth=8, num_classes=3)
+        before = _running_stats(backbone)
+        model = FrozenBackboneClassifier(backbone, nn.Linear(backbone.feature_dim, 3), backbone_mode=mode).train()
+        assert backbone.training == (mode == "train") and model.head.training
+        outputs[mode] = model(x)
+        nn.functional.cross_entropy(outputs[mode], torch.arange(8) % 3).backward()
+        assert all(p.grad is None for p in backbone.parameters()) and model.head.weight.grad is not None
+        after = _running_stats(backbone)
+        changed = [k for k in before if not torch.equal(before[k], after[k])]
+        if mode == "eval":
+            assert changed == []
+        else:   # batch statistics in the forward pass, running statistics updated (official run_networks.py)
+            assert changed and all(k in changed for k in before if k.endswith("running_mean"))
+        model.eval()
+        assert not backbone.training
+    assert not torch.allclose(outputs["eval"], outputs["train"])   # batch vs running statistics
+
+
+def test_backbone_mode_is_validated():
+    backbone = ResNetCIFAR(depth=8, num_classes=3)
+    with pytest.raises(ValueError, match=r"backbone_mode 'frozen'; accepted: eval, train"):
+        FrozenBackboneClassifier(backbone, nn.Linear(backbone.feature_dim, 3), backbone_mode="frozen")
+
+
+def _classifier_rates(schedule_unit, epochs=4):
+    """Learning rate of every step of train_classifier: 30 balanced draws per epoch, batch 10 (3 steps)."""
+    labels = torch.arange(3).repeat_interleave(10)
+    feats = torch.randn(30, 4, generator=torch.Generator().manual_seed(0))
+    rates = []
+    handle = register_optimizer_step_pre_hook(lambda opt, args, kwargs: rates.append(opt.param_groups[0]["lr"]))
+    try:
+        torch.manual_seed(3)
+        train_classifier(nn.Linear(4, 3), feats, labels, ClassBalancedSampler(labels, num_samples=30), epochs=epochs,
+                         batch_size=10, lr=0.2, seed=7, schedule_unit=schedule_unit)
+    finally:
+        handle.remove()
+    return rates
+
+
+def test_train_classifier_epoch_schedule_is_the_official_per_epoch_cosine():
+    rates = _classifier_rates("epoch")
+    expected = [0.2, 0.17071067811865476, 0.1, 0.029289321881345254]   # 0.2 (1 + cos(pi e / 4)) / 2 by hand
+    assert rates == pytest.approx([r for r in expected for _ in range(3)], rel=1e-12)
+    steps = [0.2 * 0.5 * (1 + math.cos(math.pi * s / 12)) for s in range(12)]   # default: per step
+    assert _classifier_rates("step") == pytest.approx(steps, rel=1e-12)
+    with pytest.raises(ValueError, match=r"schedule_unit 'batch'; accepted: step, epoch"):
+        _classifier_rates("batch")
 
 
 def test_train_classifier_learns_separable_features_with_balanced_sampling():
