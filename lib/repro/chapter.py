@@ -513,7 +513,8 @@ class Chapter:
         return [r for r in ordered if r.get("status", "ok") == "ok"]
 
     def plateau_gates(self, runs: list[dict], run_one_doubled: Callable[[str, int, pathlib.Path], dict],
-                      params: Parameters, *, epochs_key: str = "epochs", log: Callable[[str], None] | None = None,
+                      params: Parameters, *, epochs_key: str | dict[str, str] = "epochs",
+                      log: Callable[[str], None] | None = None,
                       workers: int | None = None) -> tuple[dict[str, dict], list[dict]]:
         """Measure every ``plateau`` regime gate of this chapter's claims: train each gate's arm at twice the
         preset's epochs (``run_one_doubled``, the chapter's ``run_one`` with the doubled budget) for the gate's
@@ -522,7 +523,9 @@ class Chapter:
         Returns ({gate id: measurement}, the doubled runs); pass the first as ``extra={"gates": ...}`` to
         ``report`` (which judges the gated claims with it) and the second as ``extra={"gate_runs": ...}`` so the
         results file holds every number the gate used. The doubled runs live in their own run directories (the
-        doubled epoch count is part of their key) and resume like any run.
+        doubled epoch count is part of their key) and resume like any run. ``epochs_key`` names the parameter
+        holding the preset's epochs; a chapter whose arms train for different parameters (a main and a low-data
+        regime) passes ``{arm: key}`` for its gate arms, and every named key is doubled.
         """
         from .claims import plateau_measurement
 
@@ -532,15 +535,20 @@ class Chapter:
                 specs.setdefault(claim.gate["id"], claim.gate)
         if not specs:
             return {}, []
-        epochs = params[epochs_key]
-        doubled_params = Parameters(params.scale, params.seeds, params.threads,
-                                    {**params.values, epochs_key: 2 * epochs, "regime_gate": "doubled epochs"},
-                                    params.overrides)
         arms = sorted({spec["arm"] for spec in specs.values()})
+        key_of = epochs_key if isinstance(epochs_key, dict) else {arm: epochs_key for arm in arms}
+        missing = [arm for arm in arms if arm not in key_of]
+        if missing:
+            raise ValueError(f"plateau_gates: epochs_key names no epochs parameter for gate arm(s) "
+                             f"{', '.join(missing)}; given for: {', '.join(sorted(key_of)) or 'none'}")
+        doubled_values = {**params.values, **{key: 2 * params[key] for key in set(key_of.values())},
+                          "regime_gate": "doubled epochs"}
+        doubled_params = Parameters(params.scale, params.seeds, params.threads, doubled_values, params.overrides)
         seeds = params.seed_list[:max(spec["seeds"] for spec in specs.values())]
         doubled = self.run(arms, seeds, run_one_doubled, doubled_params, log=log, workers=workers,
                            reuse_section="gate_runs")
-        measured = {gid: plateau_measurement(runs, doubled, spec["arm"], spec["metric"], epochs, 2 * epochs)
+        measured = {gid: plateau_measurement(runs, doubled, spec["arm"], spec["metric"], params[key_of[spec["arm"]]],
+                                             2 * params[key_of[spec["arm"]]])
                     for gid, spec in specs.items()}
         self.gate_parameters = doubled_params.as_dict()
         return measured, doubled

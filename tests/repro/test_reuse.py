@@ -141,3 +141,28 @@ def test_plateau_gates_train_the_gated_arm_at_twice_the_epochs_and_judge_with_it
     again = fresh.run(["a", "b"], [0, 1, 2], noisy, params, workers=1)
     fresh.plateau_gates(again, doubled(1.0), params, workers=1)
     assert trained == []
+
+
+def test_plateau_gates_double_each_gate_arms_own_epochs_parameter(tmp_path, monkeypatch):
+    folder = tmp_path / "papers" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "scales.yaml").write_text(yaml.safe_dump({"reduced": {"seeds": 2, "epochs": 3, "small_epochs": 5}}))
+    gate = {"kind": "plateau", "metric": "acc", "max_change": 3.0, "seeds": 2, "rule": "r"}
+    claim = {"text": "t", "kind": "statistical", "source": "paper", "paper": {}, "metric": "acc"}
+    (folder / "claims.yaml").write_text(yaml.safe_dump({
+        "gates": {"plateau-b": {**gate, "arm": "b"}, "plateau-d": {**gate, "arm": "d"}},
+        "claims": [{**claim, "id": "a-beats-b", "arms": ["a", "b"], "gate": "plateau-b"},
+                   {**claim, "id": "c-beats-d", "arms": ["c", "d"], "gate": "plateau-d"}]}))
+    monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
+    chapter = Chapter("toy", root=tmp_path)
+    params = chapter.parameters({"scale": "reduced"}, before=set())
+    runs = chapter.run(["a", "b", "c", "d"], [0, 1], _fake, params, workers=1)
+    with pytest.raises(ValueError, match="no epochs parameter for gate arm.*d; given for: b"):
+        chapter.plateau_gates(runs, _fake, params, epochs_key={"b": "epochs"}, workers=1)
+    gates, gate_runs = chapter.plateau_gates(runs, _fake, params, epochs_key={"b": "epochs", "d": "small_epochs"},
+                                             workers=1)
+    assert (gates["plateau-b"]["epochs"], gates["plateau-b"]["doubled_epochs"]) == (3, 6)
+    assert (gates["plateau-d"]["epochs"], gates["plateau-d"]["doubled_epochs"]) == (5, 10)
+    assert sorted({r["arm"] for r in gate_runs}) == ["b", "d"]
+    assert (chapter.gate_parameters["epochs"], chapter.gate_parameters["small_epochs"]) == (6, 10)
