@@ -43,6 +43,9 @@ def test_chapter_structure(notebook):
     """A parameters cell papermill can inject after, validated through lib before any work, checked sanity
     cells with stored outputs, a checked verdict cell, a claims file that parses, presets for every scale."""
     nb = nbformat.read(notebook, as_version=4)
+    untagged = [i for i, c in enumerate(nb.cells) if "tags" not in c.metadata]
+    assert not untagged, f"{notebook.name}: cells {untagged} have no metadata.tags (papermill's re-execution " \
+                         "reads the tags of every cell; give them an empty list)"
     code = [c for c in nb.cells if c.cell_type == "code"]
     tagged = [i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{notebook.name}: exactly one cell must be tagged 'parameters', found {len(tagged)}"
