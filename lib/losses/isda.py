@@ -132,5 +132,9 @@ class ISDALoss(nn.Module):
         finally:
             handle.remove()
         self.covariance.update(captured["features"].detach(), labels)
-        augmented = isda_logits(logits, classifier.weight, labels, self.covariance.cov, self.strength(progress))
-        return F.cross_entropy(augmented, labels), logits
+        # The margins are quadratic forms of the fp32 covariance: under bf16 autocast (TrainConfig.precision) they
+        # are computed in fp32 from the (bf16) logits and the fp32 weights, like the loss autocast keeps in fp32.
+        with torch.autocast(logits.device.type, enabled=False):
+            augmented = isda_logits(logits.float(), classifier.weight.float(), labels, self.covariance.cov,
+                                    self.strength(progress))
+            return F.cross_entropy(augmented, labels), logits

@@ -117,3 +117,16 @@ def test_bad_settings_are_refused_with_the_value(kwargs, message):
 def test_labels_out_of_range_are_refused():
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
         ClassCovariance(3, 5).update(torch.zeros(2, 5), torch.tensor([0, 3]))
+
+
+def test_margins_are_computed_in_fp32_under_bf16_autocast():
+    torch.manual_seed(0)
+    net = ResNetCIFAR(8, num_classes=4)
+    x, y = torch.randn(8, 3, 32, 32), torch.arange(8) % 4
+    isda = ISDALoss(net.feature_dim, 4, lambda0=0.5, schedule="step")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        isda(net, x, y, 0.5)                       # a first update of the covariance
+        loss, logits = isda(net, x, y, 0.5)
+    assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    expected = F.cross_entropy(isda_logits(logits.float(), net.classifier.weight, y, isda.covariance.cov, 0.25), y)
+    assert torch.allclose(loss, expected, rtol=1e-6, atol=0)
