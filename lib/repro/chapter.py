@@ -514,8 +514,8 @@ class Chapter:
 
     def plateau_gates(self, runs: list[dict], run_one_doubled: Callable[[str, int, pathlib.Path], dict],
                       params: Parameters, *, epochs_key: str | dict[str, str] = "epochs",
-                      log: Callable[[str], None] | None = None,
-                      workers: int | None = None) -> tuple[dict[str, dict], list[dict]]:
+                      log: Callable[[str], None] | None = None, workers: int | None = None,
+                      borrowed: list[dict] | None = None) -> tuple[dict[str, dict], list[dict]]:
         """Measure every ``plateau`` regime gate of this chapter's claims: train each gate's arm at twice the
         preset's epochs (``run_one_doubled``, the chapter's ``run_one`` with the doubled budget) for the gate's
         number of seeds (at most the execution's), and compare with ``runs`` at the preset's epochs.
@@ -525,7 +525,10 @@ class Chapter:
         results file holds every number the gate used. The doubled runs live in their own run directories (the
         doubled epoch count is part of their key) and resume like any run. ``epochs_key`` names the parameter
         holding the preset's epochs; a chapter whose arms train for different parameters (a main and a low-data
-        regime) passes ``{arm: key}`` for its gate arms, and every named key is doubled.
+        regime) passes ``{arm: key}`` for its gate arms, and every named key is doubled. ``borrowed``: doubled
+        runs of another chapter whose runs at the preset's epochs this one has shown to be identical
+        (``lib.repro.bench.same_control``, records from ``bench.borrow``); a gate arm found there for every seed
+        the gate needs is not trained again.
         """
         from .claims import plateau_measurement
 
@@ -545,8 +548,19 @@ class Chapter:
                           "regime_gate": "doubled epochs"}
         doubled_params = Parameters(params.scale, params.seeds, params.threads, doubled_values, params.overrides)
         seeds = params.seed_list[:max(spec["seeds"] for spec in specs.values())]
-        doubled = self.run(arms, seeds, run_one_doubled, doubled_params, log=log, workers=workers,
-                           reuse_section="gate_runs")
+        theirs = {(r["arm"], r["seed"]): r for r in borrowed or [] if r.get("status", "ok") == "ok"}
+        taken = [arm for arm in arms if all((arm, s) in theirs for s in seeds)]
+        for arm in taken:
+            for s in seeds:
+                trained_epochs, wanted = len(theirs[arm, s].get("history", [])), 2 * params[key_of[arm]]
+                if trained_epochs != wanted:
+                    raise ValueError(f"plateau_gates: the borrowed {arm} seed {s} trained {trained_epochs} epochs, "
+                                     f"the gate needs {wanted}")
+        doubled = [theirs[arm, s] for arm in taken for s in seeds]
+        to_train = [arm for arm in arms if arm not in taken]
+        if to_train:
+            doubled += self.run(to_train, seeds, run_one_doubled, doubled_params, log=log, workers=workers,
+                                reuse_section="gate_runs")
         measured = {gid: plateau_measurement(runs, doubled, spec["arm"], spec["metric"], params[key_of[spec["arm"]]],
                                              2 * params[key_of[spec["arm"]]])
                     for gid, spec in specs.items()}

@@ -166,3 +166,35 @@ def test_plateau_gates_double_each_gate_arms_own_epochs_parameter(tmp_path, monk
     assert (gates["plateau-d"]["epochs"], gates["plateau-d"]["doubled_epochs"]) == (5, 10)
     assert sorted({r["arm"] for r in gate_runs}) == ["b", "d"]
     assert (chapter.gate_parameters["epochs"], chapter.gate_parameters["small_epochs"]) == (6, 10)
+
+
+def test_plateau_gates_take_borrowed_doubled_runs_instead_of_training(tmp_path, monkeypatch):
+    folder = tmp_path / "papers" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "scales.yaml").write_text(yaml.safe_dump({"reduced": {"seeds": 2, "epochs": 2}}))
+    (folder / "claims.yaml").write_text(yaml.safe_dump({
+        "gates": {"plateau-b": {"kind": "plateau", "arm": "b", "metric": "acc", "max_change": 3.0, "seeds": 2,
+                                "rule": "r"}},
+        "claims": [{"id": "a-beats-b", "text": "t", "kind": "statistical", "source": "paper", "paper": {},
+                    "arms": ["a", "b"], "metric": "acc", "gate": "plateau-b"}]}))
+    monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
+    chapter = Chapter("toy", root=tmp_path)
+    params = chapter.parameters({"scale": "reduced"}, before=set())
+    runs = chapter.run(["a", "b"], [0, 1], _fake, params, workers=1)
+    theirs = [{"arm": "b", "seed": s, "status": "ok", "metrics": {"acc": 60.0 + s}, "history": [{}] * 4,
+               "borrowed_from": {"chapter": "bench"}} for s in (0, 1)]
+    trained = []
+
+    def doubled(arm, seed, run_dir):
+        trained.append((arm, seed))
+        return _fake(arm, seed, run_dir)
+
+    gates, gate_runs = chapter.plateau_gates(runs, doubled, params, workers=1, borrowed=theirs)
+    assert trained == [] and gate_runs == theirs
+    assert gates["plateau-b"]["doubled_values"] == [60.0, 61.0]
+    gates, gate_runs = chapter.plateau_gates(runs, doubled, params, workers=1, borrowed=theirs[:1])  # a seed missing
+    assert trained == [("b", 0), ("b", 1)]
+    with pytest.raises(ValueError, match="borrowed b seed 0 trained 3 epochs, the gate needs 4"):
+        chapter.plateau_gates(runs, doubled, params, workers=1,
+                              borrowed=[{**r, "history": [{}] * 3} for r in theirs])
