@@ -94,18 +94,26 @@ def test_the_previous_verdicts_travel_with_the_reused_runs(chapter, tmp_path, mo
     assert table.loc["a-beats-b", "changed"] == ("yes" if results["claims"][0]["verdict"] != "contradicted" else "")
 
 
-def test_plateau_gates_train_the_gated_arm_at_twice_the_epochs_and_judge_with_it(tmp_path, monkeypatch):
+def _gated_toy(tmp_path, monkeypatch, preset: dict, gated: dict[str, str]) -> Chapter:
+    """A toy chapter whose claims ``{treatment: control}`` each carry a plateau gate on the control (3 points, 2
+    seeds), with its runs and results kept under ``tmp_path``."""
     folder = tmp_path / "papers" / "toy"
     folder.mkdir(parents=True)
-    (folder / "scales.yaml").write_text(yaml.safe_dump({"reduced": {"seeds": 3, "epochs": 2}}))
+    (folder / "scales.yaml").write_text(yaml.safe_dump({"reduced": preset}))
+    gate = {"kind": "plateau", "metric": "acc", "max_change": 3.0, "seeds": 2}
+    claim = {"text": "t", "kind": "statistical", "source": "paper", "paper": {}, "metric": "acc"}
     (folder / "claims.yaml").write_text(yaml.safe_dump({
-        "gates": {"plateau-b": {"kind": "plateau", "arm": "b", "metric": "acc", "max_change": 3.0, "seeds": 2,
-                                "rule": "b within 3 points at twice the epochs, 2 seeds"}},
-        "claims": [{"id": "a-beats-b", "text": "t", "kind": "statistical", "source": "paper", "paper": {},
-                    "arms": ["a", "b"], "metric": "acc", "claimed_effect": 1.0, "gate": "plateau-b"}]}))
+        "gates": {f"plateau-{b}": {**gate, "arm": b, "rule": f"{b} within 3 points at twice the epochs, 2 seeds"}
+                  for b in gated.values()},
+        "claims": [{**claim, "id": f"{a}-beats-{b}", "arms": [a, b], "claimed_effect": 1.0, "gate": f"plateau-{b}"}
+                   for a, b in gated.items()]}))
     monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
-    chapter = Chapter("toy", root=tmp_path)
+    return Chapter("toy", root=tmp_path)
+
+
+def test_plateau_gates_train_the_gated_arm_at_twice_the_epochs_and_judge_with_it(tmp_path, monkeypatch):
+    chapter = _gated_toy(tmp_path, monkeypatch, {"seeds": 3, "epochs": 2}, {"a": "b"})
     params = chapter.parameters({"scale": "reduced"}, before=set())
 
     def noisy(arm, seed, run_dir):   # a − b = 2.0, 2.1, 2.4 over the seeds
@@ -144,18 +152,7 @@ def test_plateau_gates_train_the_gated_arm_at_twice_the_epochs_and_judge_with_it
 
 
 def test_plateau_gates_double_each_gate_arms_own_epochs_parameter(tmp_path, monkeypatch):
-    folder = tmp_path / "papers" / "toy"
-    folder.mkdir(parents=True)
-    (folder / "scales.yaml").write_text(yaml.safe_dump({"reduced": {"seeds": 2, "epochs": 3, "small_epochs": 5}}))
-    gate = {"kind": "plateau", "metric": "acc", "max_change": 3.0, "seeds": 2, "rule": "r"}
-    claim = {"text": "t", "kind": "statistical", "source": "paper", "paper": {}, "metric": "acc"}
-    (folder / "claims.yaml").write_text(yaml.safe_dump({
-        "gates": {"plateau-b": {**gate, "arm": "b"}, "plateau-d": {**gate, "arm": "d"}},
-        "claims": [{**claim, "id": "a-beats-b", "arms": ["a", "b"], "gate": "plateau-b"},
-                   {**claim, "id": "c-beats-d", "arms": ["c", "d"], "gate": "plateau-d"}]}))
-    monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
-    chapter = Chapter("toy", root=tmp_path)
+    chapter = _gated_toy(tmp_path, monkeypatch, {"seeds": 2, "epochs": 3, "small_epochs": 5}, {"a": "b", "c": "d"})
     params = chapter.parameters({"scale": "reduced"}, before=set())
     runs = chapter.run(["a", "b", "c", "d"], [0, 1], _fake, params, workers=1)
     with pytest.raises(ValueError, match="no epochs parameter for gate arm.*d; given for: b"):
@@ -169,17 +166,7 @@ def test_plateau_gates_double_each_gate_arms_own_epochs_parameter(tmp_path, monk
 
 
 def test_plateau_gates_take_borrowed_doubled_runs_instead_of_training(tmp_path, monkeypatch):
-    folder = tmp_path / "papers" / "toy"
-    folder.mkdir(parents=True)
-    (folder / "scales.yaml").write_text(yaml.safe_dump({"reduced": {"seeds": 2, "epochs": 2}}))
-    (folder / "claims.yaml").write_text(yaml.safe_dump({
-        "gates": {"plateau-b": {"kind": "plateau", "arm": "b", "metric": "acc", "max_change": 3.0, "seeds": 2,
-                                "rule": "r"}},
-        "claims": [{"id": "a-beats-b", "text": "t", "kind": "statistical", "source": "paper", "paper": {},
-                    "arms": ["a", "b"], "metric": "acc", "gate": "plateau-b"}]}))
-    monkeypatch.setenv("REPRO_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("REPRO_RESULTS_DIR", str(tmp_path / "results"))
-    chapter = Chapter("toy", root=tmp_path)
+    chapter = _gated_toy(tmp_path, monkeypatch, {"seeds": 2, "epochs": 2}, {"a": "b"})
     params = chapter.parameters({"scale": "reduced"}, before=set())
     runs = chapter.run(["a", "b"], [0, 1], _fake, params, workers=1)
     theirs = [{"arm": "b", "seed": s, "status": "ok", "metrics": {"acc": 60.0 + s}, "history": [{}] * 4,
