@@ -48,6 +48,11 @@ def _arm_values(slug: str, treatment: str, control: str) -> tuple[list[float], l
     return [by[treatment][k] for k in seeds], [by[control][k] for k in seeds]
 
 
+def _v1(slug: str, treatment: str, control: str):
+    """Method v1's comparison (one-sided test, unadjusted interval) of two arms' committed reduced runs."""
+    return compare(*_arm_values(slug, treatment, control))
+
+
 def _iv(v: dict) -> str:
     s = v["stats"]
     return f"[{s['ci_low']:+.2f}, {s['ci_high']:+.2f}] at {100 * s['ci_level']:.4g} %"
@@ -57,8 +62,7 @@ def examples() -> str:
     out: list[str] = []
     # 1. two-sided test: the word agrees with the interval
     mn = _chapter("mobilenetv2", ignore_gates=True)["linear-beats-relu6-bottleneck"]
-    a, b = _arm_values("mobilenetv2", "linear", "relu6")
-    v1 = compare(a, b)
+    v1 = _v1("mobilenetv2", "linear", "relu6")
     out += ["**Two-sided tests, so the word agrees with the interval** (MobileNetV2, `linear-beats-relu6-bottleneck`, "
             f"committed runs, regime gate set aside). Method v1's one-sided p = {v1.p_claimed:.3g} said "
             f"*{'reproduced' if v1.p_claimed < 0.05 else 'inconclusive'}* beside a two-sided 95 % interval "
@@ -69,8 +73,7 @@ def examples() -> str:
     ca = _chapter("coord-attention", ignore_gates=True)
     v = ca["ca-beats-cbam"]
     s = v["stats"]
-    a, b = _arm_values("coord-attention", "ca", "cbam")
-    v1 = compare(a, b)
+    v1 = _v1("coord-attention", "ca", "cbam")
     out += ["**Holm across the chapter, and the interval at the adjusted level** (coordinate attention, "
             f"`ca-beats-cbam`, gate set aside). The paired effect is {s['effect']:+.2f} points over "
             f"{s['n_treatment']} seeds, v1's 95 % interval [{v1.ci_low:+.2f}, {v1.ci_high:+.2f}] and one-sided "

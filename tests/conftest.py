@@ -119,3 +119,26 @@ def pytest_terminal_summary(terminalreporter, config):
         f"projection for {p['target']} chapters: {p['projected_s'] / 60:.1f} min "
         f"(install {(p['install_s'] or 0) / 60:.1f} min + shared tests {p['shared_compute_s'] / p['workers'] / 60:.1f} min"
         f" + {p['target']} x {p['per_chapter_s']:.1f} s; aim <= 25 min, limit 90 min)")
+
+
+@pytest.fixture
+def interrupt_at_evaluation(monkeypatch):
+    """``interrupt(n)`` makes lib.train's ``n``-th evaluation raise KeyboardInterrupt (a run stopped after the
+    epoch that evaluation closes); ``interrupt.restore()`` puts the real evaluation back for the resume."""
+    import lib.train as train_module
+
+    original = train_module.evaluate
+
+    def interrupt(n: int) -> None:
+        calls = {"n": 0}
+
+        def evaluate(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise KeyboardInterrupt
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(train_module, "evaluate", evaluate)
+
+    interrupt.restore = lambda: monkeypatch.setattr(train_module, "evaluate", original)
+    return interrupt

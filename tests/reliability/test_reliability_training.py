@@ -124,21 +124,11 @@ def test_a_second_trainer_of_the_same_run_directory_waits_for_the_first(tmp_path
     assert done["r"]["history"]
 
 
-def test_each_resumed_segment_records_its_thread_count(tmp_path):
-    original, calls = train_module.evaluate, {"n": 0}
-
-    def crash_after_one_epoch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    train_module.evaluate = crash_after_one_epoch
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            _fit(TrainConfig(epochs=2, batch_size=16, eval_every=1), run_dir=tmp_path, threads=1)
-    finally:
-        train_module.evaluate = original
+def test_each_resumed_segment_records_its_thread_count(tmp_path, interrupt_at_evaluation):
+    interrupt_at_evaluation(2)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(TrainConfig(epochs=2, batch_size=16, eval_every=1), run_dir=tmp_path, threads=1)
+    interrupt_at_evaluation.restore()
     result = _fit(TrainConfig(epochs=2, batch_size=16, eval_every=1), run_dir=tmp_path, threads=2)
     assert result["segments"] == [{"first_epoch": 0, "threads": 1}, {"first_epoch": 1, "threads": 2}]
     assert [h["threads"] for h in result["history"]] == [1, 2]

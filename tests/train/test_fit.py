@@ -3,20 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from lib.data import ImageData
 from lib.train import NonFiniteLossError, TrainConfig, epoch_generator, fit, seed_everything
-
-
-def _data(n=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g)
-    labels = torch.arange(n) % 4
-    return ImageData(images, labels, list("abcd"), "synthetic", "train")
-
-
-def _model():
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(8, 4))
+from tiny import tiny_data as _data, tiny_model as _model
 
 
 def _run(config, seed=0, run_dir=None):
@@ -47,28 +35,15 @@ def test_data_order_depends_on_seed_and_epoch_only():
     assert torch.equal(a, b) and not torch.equal(a, torch.randperm(10, generator=epoch_generator(3, 2)))
 
 
-def test_resume_after_interruption_equals_uninterrupted(tmp_path):
+def test_resume_after_interruption_equals_uninterrupted(tmp_path, interrupt_at_evaluation):
     reference = _run(CONFIG, run_dir=tmp_path / "whole")
     # interrupted run: the first call trains 2 epochs of the 3-epoch schedule (a crash after epoch 2)
     short = TrainConfig(**{**CONFIG.__dict__, "epochs": 3})
     seed_everything(0, threads=1)
-    import lib.train as train_module
-
-    original = train_module.evaluate
-    calls = {"n": 0}
-
-    def crash_after_two_epochs(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    train_module.evaluate = crash_after_two_epochs
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            fit(_model(), _data(), _data(32, seed=1), short, seed=0, run_dir=tmp_path / "cut", progress=False)
-    finally:
-        train_module.evaluate = original
+    interrupt_at_evaluation(3)
+    with pytest.raises(KeyboardInterrupt):
+        fit(_model(), _data(), _data(32, seed=1), short, seed=0, run_dir=tmp_path / "cut", progress=False)
+    interrupt_at_evaluation.restore()
     resumed = _run(short, run_dir=tmp_path / "cut")
     assert resumed["resumed_from_epoch"] == 2
     assert resumed["metrics"] == reference["metrics"]

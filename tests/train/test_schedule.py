@@ -10,22 +10,10 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-import lib.train as train_module
-from lib.data import ImageData
 from lib.train import SCHEDULE_UNITS, TrainConfig, fit, load_checkpoint, seed_everything
+from tiny import tiny_data as _data, tiny_model as _model
 
 STEPS_PER_EPOCH = 64 // 16
-
-
-def _data(n, seed):
-    g = torch.Generator().manual_seed(seed)
-    return ImageData(torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g), torch.arange(n) % 4,
-                     list("abcd"), "synthetic", "train")
-
-
-def _model():
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(8, 4))
 
 
 def _fit(config, run_dir=None):
@@ -97,21 +85,13 @@ def test_bad_schedule_unit_is_refused_with_the_accepted_values():
         TrainConfig(epochs=1, schedule_unit="batch")
 
 
-def test_epoch_unit_resumes_exactly(tmp_path, monkeypatch):
+def test_epoch_unit_resumes_exactly(tmp_path, interrupt_at_evaluation):
     config = TrainConfig(epochs=3, batch_size=16, lr=0.2, schedule_unit="epoch")
     whole_rates, whole = _fit(config, run_dir=tmp_path / "whole")
-    original, calls = train_module.evaluate, {"n": 0}
-
-    def crash_in_the_third_epoch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "evaluate", crash_in_the_third_epoch)
+    interrupt_at_evaluation(3)
     with pytest.raises(KeyboardInterrupt):
         _fit(config, run_dir=tmp_path / "cut")
-    monkeypatch.setattr(train_module, "evaluate", original)
+    interrupt_at_evaluation.restore()
     resumed_rates, resumed = _fit(config, run_dir=tmp_path / "cut")
     assert resumed["resumed_from_epoch"] == 2
     assert resumed_rates == whole_rates[2 * STEPS_PER_EPOCH:]

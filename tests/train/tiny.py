@@ -1,0 +1,17 @@
+"""The tiny synthetic dataset and network the training-loop tests share (imported by the test modules here)."""
+import torch
+from torch import nn
+
+from lib.data import ImageData
+
+
+def tiny_data(n: int = 64, seed: int = 0) -> ImageData:
+    """``n`` random 8×8 RGB images, 4 balanced classes."""
+    g = torch.Generator().manual_seed(seed)
+    return ImageData(torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g), torch.arange(n) % 4,
+                     list("abcd"), "synthetic", "train")
+
+
+def tiny_model() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, 4))
