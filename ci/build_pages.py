@@ -124,6 +124,9 @@ def _generated_datasets(cards_mod, folder: pathlib.Path) -> list[str]:
     cards = []
     for path in sorted(folder.glob("*.md")) if folder.is_dir() else []:
         meta, body = cards_mod.parse_front_matter(path.read_text(encoding="utf-8"))
+        missing = [k for k in ("name", "title", "generator", "seed", "sources", "splits") if k not in meta]
+        if missing:
+            raise ValueError(f"generated data card {path}: missing required key(s) {', '.join(missing)}")
         cards.append((meta, body))
     if not cards:
         return []

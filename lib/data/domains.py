@@ -10,10 +10,12 @@ all of them and any pair can be a (source, target) task:
   and the sha256 of the generated tensors (``tests/data/test_domains.py`` regenerates every split and
   compares):
 
-  - ``mnist-m`` — an MNIST-M-like target (the construction of Ganin & Lempitsky, ICML 2015, Sec. 5: the
-    absolute difference of a digit and a colour patch, ``|patch − digit|`` per channel), with 28 × 28 patches
-    cropped from CIFAR-10 (the original uses BSDS500 photographs, not in the mirror): train digits over
-    CIFAR-10 *train* images, test digits over CIFAR-10 *test* images;
+  - ``mnist-m`` — an MNIST-M-like target: MNIST digits blended over colour patches (Ganin & Lempitsky,
+    ICML 2015, describe the blending only in words). The blend follows the widely used re-creation script
+    ``create_mnistm.py`` of pumpikano/tf-dann: the digit is binarised (``x > 0`` → 255) and the image is the
+    per-channel difference ``|patch − digit|``. The 28 × 28 patches are cropped from CIFAR-10 (the original
+    uses BSDS500 photographs, not in the mirror): train digits over CIFAR-10 *train* images, test digits over
+    CIFAR-10 *test* images;
   - ``mnist-inverted`` — ``255 − x``;
   - ``mnist-colored`` — a random foreground and background colour per image, ``x·c_fg + (1 − x)·c_bg``;
   - ``mnist-rotated`` — every digit rotated by a fixed angle (45° counter-clockwise; torchvision's bilinear
@@ -118,8 +120,9 @@ def to_rgb28(images: torch.Tensor) -> torch.Tensor:
 
 
 def blend_with_patches(digits: torch.Tensor, backgrounds: torch.Tensor, seed: int) -> torch.Tensor:
-    """MNIST-M construction: ``|patch − digit|`` per channel, one random 28 × 28 crop of a random background
-    image per digit. ``digits (N, 3, 28, 28)``, ``backgrounds (M, 3, H ≥ 28, W ≥ 28)``, both uint8."""
+    """MNIST-M-like blend: the binarised digit (``x > 0`` → 255) subtracted from one random 28 × 28 crop of a
+    random background image, ``|patch − digit|`` per channel. ``digits (N, 3, 28, 28)``, ``backgrounds
+    (M, 3, H ≥ 28, W ≥ 28)``, both uint8."""
     g = torch.Generator().manual_seed(seed)
     n, (h, w) = len(digits), backgrounds.shape[-2:]
     which = torch.randint(0, len(backgrounds), (n,), generator=g)
@@ -129,7 +132,8 @@ def blend_with_patches(digits: torch.Tensor, backgrounds: torch.Tensor, seed: in
     cols = (left[:, None] + torch.arange(SIZE))[:, None, :]                    # (N, 1, 28)
     chosen = backgrounds[which]                                                # (N, 3, H, W)
     patches = chosen[torch.arange(n)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)   # (N, 3, 28, 28)
-    return (patches.short() - digits.short()).abs().to(torch.uint8)
+    binary = (digits > 0).short() * 255
+    return (patches.short() - binary).abs().to(torch.uint8)
 
 
 def colorize(digits: torch.Tensor, seed: int) -> torch.Tensor:

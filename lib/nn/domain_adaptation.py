@@ -4,17 +4,21 @@ black-box source.
 DANN: Y. Ganin, E. Ustinova, H. Ajakan, P. Germain, H. Larochelle, F. Laviolette, M. Marchand, V. Lempitsky,
 "Domain-Adversarial Training of Neural Networks", JMLR 17 (2016), arXiv:1505.07818.
 
-* ``grad_reverse(x, coeff)`` is the identity forward and multiplies the gradient by ``−coeff`` backward (the
-  gradient reversal layer of Sec. 5.2, Eq. 13: ``R(x) = x``, ``dR/dx = −I``, scaled by λ). Feature extractor
-  ``G_f``, label predictor ``G_y`` and domain classifier ``G_d`` are then trained by one SGD on
-  ``L_y(G_y(G_f(x_s)), y_s) + L_d(G_d(R(G_f(x))), d)`` (Eq. 9–10 as one minimisation).
+* ``grad_reverse(x, coeff)`` is the identity forward and multiplies the gradient by ``−coeff`` backward: the
+  gradient reversal layer ``R`` (``R(x) = x``, ``dR/dx = −I``) with the adaptation factor λ applied to the
+  reversed gradient only. Feature extractor ``G_f``, label predictor ``G_y`` and domain classifier ``G_d`` are
+  then trained by one SGD on ``L_y(G_y(G_f(x_s)), y_s) + L_d(G_d(R(G_f(x))), d)``: ``G_d`` descends ``L_d``
+  with its plain gradient and ``G_f`` ascends it with weight λ. (The paper's update rule also scales
+  ``G_d``'s own step by λ; this module follows the common GRL implementation, and a chapter that needs the
+  other can scale the domain loss.)
 * ``dann_coefficient(p, gamma=10)`` is the adaptation factor of Sec. 5.2.2, ``λ_p = 2 / (1 + exp(−γ p)) − 1``,
   rising from 0 to ~1 as training progress ``p`` goes from 0 to 1, which suppresses the discriminator's noisy
   signal early in training.
 * ``DomainDiscriminator`` is a domain classifier ``G_d``: an MLP ``features → hidden → hidden → 1`` with ReLU
   and dropout giving the logit of "target"; width and dropout are arguments, and each chapter states the
-  values its paper uses. ``domain_loss`` is the binary cross-entropy with source = 0, target = 1 (Eq. 4's
-  logistic loss).
+  values its paper uses. ``domain_loss`` is the logistic (binary cross-entropy) loss with source = 0,
+  target = 1, averaged over the joined batch: for equal source and target batches this is half the sum of
+  the two per-domain means.
 * ``BlackBoxPredictor(model)`` exposes only ``softmax(model(x))`` under ``no_grad`` in eval mode: what DINE
   (Liang et al., CVPR 2022) and BETA (Yang et al., ICLR 2023) may query; its parameters, features and
   gradients are out of reach, and it refuses ``backward`` through its outputs by construction (they are

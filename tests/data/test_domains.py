@@ -55,9 +55,10 @@ def test_a_generated_split_that_differs_from_its_card_is_refused(tmp_path, monke
     assert not list((tmp_path / "generated").rglob("*.pt")), "a refused split must not be cached"
 
 
-def test_blend_is_the_absolute_difference_with_the_drawn_crop():
+def test_blend_is_the_absolute_difference_of_the_binarised_digit_and_the_drawn_crop():
     digits = torch.zeros(2, 3, 28, 28, dtype=torch.uint8)
     digits[:, :, 10:18, 12:14] = 255
+    digits[:, :, 20, 5] = 40                             # a grey stroke pixel counts as stroke (binarised)
     backgrounds = torch.arange(2 * 3 * 32 * 32, dtype=torch.int64).remainder(251).to(torch.uint8).reshape(2, 3, 32, 32)
     out = blend_with_patches(digits, backgrounds, seed=5)
     g = torch.Generator().manual_seed(5)
@@ -65,7 +66,8 @@ def test_blend_is_the_absolute_difference_with_the_drawn_crop():
                         torch.randint(0, 5, (2,), generator=g))
     for i in range(2):
         patch = backgrounds[which[i], :, top[i]:top[i] + 28, left[i]:left[i] + 28]
-        assert torch.equal(out[i], (patch.short() - digits[i].short()).abs().to(torch.uint8))
+        binary = (digits[i] > 0).short() * 255
+        assert torch.equal(out[i], (patch.short() - binary).abs().to(torch.uint8))
 
 
 def test_colorize_maps_black_to_background_and_white_to_foreground():

@@ -20,14 +20,17 @@ def test_gradient_reversal_is_identity_forward_and_negated_scaled_gradient_backw
     assert torch.equal(x.grad, torch.zeros_like(w))
 
 
-def test_reversal_makes_one_sgd_step_ascend_the_discriminator_loss_for_the_features():
+def test_reversal_flips_the_features_gradient_but_not_the_discriminators():
     torch.manual_seed(0)
     features = torch.randn(8, 5, requires_grad=True)
     disc = DomainDiscriminator(5, hidden=16, dropout=0.0)
-    loss = domain_loss(disc(grad_reverse(features[:4])), disc(grad_reverse(features[4:])))
-    plain = torch.autograd.grad(domain_loss(disc(features[:4]), disc(features[4:])), features)[0]
-    reversed_, = torch.autograd.grad(loss, features)
-    torch.testing.assert_close(reversed_, -plain)
+    params = list(disc.parameters())
+    plain = torch.autograd.grad(domain_loss(disc(features[:4]), disc(features[4:])), [features] + params)
+    reversed_ = torch.autograd.grad(domain_loss(disc(grad_reverse(features[:4], 0.5)),
+                                                disc(grad_reverse(features[4:], 0.5))), [features] + params)
+    torch.testing.assert_close(reversed_[0], -0.5 * plain[0])           # G_f ascends L_d, weighted by lambda
+    for got, expected in zip(reversed_[1:], plain[1:]):                 # G_d descends it unchanged
+        torch.testing.assert_close(got, expected)
 
 
 def test_dann_coefficient_hand_values():
