@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data import ImageData
+from ..data.streams import stream_generator
 
 
 @dataclass
@@ -31,12 +32,14 @@ class Task:
 
     def local_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """Dataset labels of this task → ``0 … len(classes) − 1`` (task-incremental heads)."""
-        lookup = torch.full((int(max(self.classes)) + 1,), -1, dtype=torch.long)
+        labels = torch.as_tensor(labels).long()
+        inside = torch.isin(labels, torch.tensor(self.classes))
+        if not inside.all():
+            bad = sorted(set(labels[~inside].tolist()))[:10]
+            raise ValueError(f"labels {bad} are outside task {self.index}'s classes {self.classes}")
+        lookup = torch.zeros(int(max(self.classes)) + 1, dtype=torch.long)
         lookup[torch.tensor(self.classes)] = torch.arange(len(self.classes))
-        out = lookup[labels]
-        if (out < 0).any():
-            raise ValueError(f"labels outside task {self.index}'s classes {self.classes}")
-        return out
+        return lookup[labels]
 
 
 def split_tasks(train: ImageData, test: ImageData, classes_per_task: int = 2, order=None) -> list[Task]:
@@ -56,8 +59,8 @@ def split_tasks(train: ImageData, test: ImageData, classes_per_task: int = 2, or
 
 
 def pixel_permutation(pixels: int, seed: int, task: int) -> torch.Tensor:
-    """The permutation of task ``task``: a function of ``(seed, task)`` only."""
-    return torch.randperm(pixels, generator=torch.Generator().manual_seed(seed * 1_000_003 + task))
+    """The permutation of task ``task``: a function of ``(seed, task)`` only (its own random stream)."""
+    return torch.randperm(pixels, generator=stream_generator("permuted-task", seed, task))
 
 
 def _permute(data: ImageData, perm: torch.Tensor, task: int) -> ImageData:

@@ -5,7 +5,8 @@ examples without replacement: the first ``k_shot`` are the support set, the rest
 query indices are ordered class by class (class ``c`` of the episode occupies rows ``c·k … c·k + k − 1`` of
 the support set), and the episode's labels are ``0 … n_way − 1`` in the order the classes were drawn.
 
-Episode ``i`` depends only on ``(seed, i)``: two arms that name the same seed are evaluated (or trained) on
+Episode ``i`` depends only on ``(seed, i)`` (a generator seeded by ``sha256("episode:{seed}:{i}")``, a stream
+of its own, distinct from the training loop's per-epoch generators): two arms that name the same seed are evaluated (or trained) on
 identical episodes and can be compared episode by episode, and episode 1000 can be drawn without drawing
 episodes 0–999. Classes with fewer than ``k_shot + n_query`` examples are never drawn (the sampler says how
 many it excluded); the standard evaluation protocols use classes where that never happens.
@@ -15,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from ..data.streams import stream_generator
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class EpisodeSampler:
     def episode(self, i: int) -> Episode:
         if not isinstance(i, int) or i < 0:
             raise ValueError(f"episode index must be a non-negative integer, got {i!r}")
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)     # as lib.train.epoch_generator
+        g = stream_generator("episode", self.seed, i)
         classes = self.class_ids[torch.randperm(len(self.class_ids), generator=g)[:self.n_way]]
         support, query = [], []
         for c in classes.tolist():

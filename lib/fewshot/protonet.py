@@ -18,19 +18,22 @@ def prototypes(support_embeddings: torch.Tensor, support_labels: torch.Tensor, n
     if support_embeddings.ndim != 2 or len(support_embeddings) != len(support_labels):
         raise ValueError(f"support embeddings must be (S, D) with S = {len(support_labels)} labels, got "
                          f"{tuple(support_embeddings.shape)}")
+    if len(support_labels) and (support_labels.min() < 0 or support_labels.max() >= n_way):
+        bad = sorted({int(v) for v in support_labels if not 0 <= int(v) < n_way})
+        raise ValueError(f"support labels must be episode labels in 0..{n_way - 1}, got {bad}")
     counts = torch.bincount(support_labels, minlength=n_way)
-    if len(counts) != n_way or (counts == 0).any():
+    if (counts == 0).any():
         raise ValueError(f"every one of the {n_way} classes needs a support example; counts {counts.tolist()}")
     onehot = F.one_hot(support_labels, n_way).to(support_embeddings.dtype)
     return onehot.t() @ support_embeddings / counts[:, None].to(support_embeddings.dtype)
 
 
 def protonet_logits(query_embeddings: torch.Tensor, protos: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
-    """``−‖q − c_k‖² / scale`` for every query row and prototype: ``(Q, n_way)`` (computed in fp32 or wider)."""
-    q, c = query_embeddings.float() if query_embeddings.dtype in (torch.float16, torch.bfloat16) else query_embeddings, \
-        protos.float() if protos.dtype in (torch.float16, torch.bfloat16) else protos
-    distances = (q * q).sum(1, keepdim=True) - 2 * q @ c.t() + (c * c).sum(1)[None]
-    return -distances.clamp_min(0) / scale
+    """``−‖q − c_k‖² / scale`` for every query row and prototype: ``(Q, n_way)``, from the differences themselves
+    (no ``‖q‖² − 2qc + ‖c‖²`` cancellation), in fp32 or wider."""
+    wide = lambda t: t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+    q, c = wide(query_embeddings), wide(protos)
+    return -((q[:, None, :] - c[None, :, :]) ** 2).sum(-1) / scale
 
 
 class ProtoNet(nn.Module):

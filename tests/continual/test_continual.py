@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lib.continual import average_accuracy, backward_transfer, forgetting, permuted_tasks, split_tasks
+from lib.continual.benchmarks import pixel_permutation
 from lib.data import ImageData
 
 
@@ -21,8 +22,10 @@ def test_split_tasks_hold_consecutive_class_pairs_and_map_local_labels():
         assert set(t.train.labels.tolist()) == set(t.classes) == set(t.test.labels.tolist())
         assert len(t.train) == 8 and len(t.test) == 4
     assert torch.equal(tasks[2].local_labels(torch.tensor([4, 5, 5])), torch.tensor([0, 1, 1]))
-    with pytest.raises(ValueError, match="outside task 2"):
-        tasks[2].local_labels(torch.tensor([0]))
+    with pytest.raises(ValueError, match=r"labels \[0, 9\] are outside task 2"):
+        tasks[2].local_labels(torch.tensor([0, 4, 9]))
+    with pytest.raises(ValueError, match=r"labels \[-1\] are outside task 0"):
+        tasks[0].local_labels(torch.tensor([-1]))
     with pytest.raises(ValueError, match="divide"):
         split_tasks(_data(), _data(20, "test"), classes_per_task=3)
 
@@ -34,7 +37,7 @@ def test_permuted_tasks_apply_one_fixed_permutation_to_train_and_test():
     flat_train, flat_test = train.images.flatten(2), test.images.flatten(2)
     for t in tasks[1:]:
         # the permutation of task t is a function of (seed, t) and maps train and test alike
-        perm = torch.randperm(16, generator=torch.Generator().manual_seed(5 * 1_000_003 + t.index))
+        perm = pixel_permutation(16, 5, t.index)
         assert torch.equal(t.train.images.flatten(2), flat_train[:, :, perm])
         assert torch.equal(t.test.images.flatten(2), flat_test[:, :, perm])
         assert torch.equal(t.train.labels, train.labels)
@@ -50,6 +53,12 @@ def test_metrics_on_a_hand_made_accuracy_matrix():
     assert average_accuracy(R) == pytest.approx((60 + 85 + 80) / 3)
     assert backward_transfer(R) == pytest.approx(((60 - 90) + (85 - 95)) / 2)
     assert forgetting(R) == pytest.approx(((90 - 60) + (95 - 85)) / 2)
+    # a task whose best accuracy comes after it was trained: forgetting counts from the best, BWT from the diagonal
+    peak = [[90.0, nan, nan],
+            [95.0, 80.0, nan],
+            [85.0, 70.0, 75.0]]
+    assert forgetting(peak) == pytest.approx(((95 - 85) + (80 - 70)) / 2)
+    assert backward_transfer(peak) == pytest.approx(((85 - 90) + (70 - 80)) / 2)
     improved = [[50.0, nan], [70.0, 90.0]]                 # later training helped task 0
     assert backward_transfer(improved) == pytest.approx(20.0) and forgetting(improved) == pytest.approx(-20.0)
     with pytest.raises(ValueError, match="NaN on or below"):

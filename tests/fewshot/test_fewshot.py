@@ -18,6 +18,7 @@ def test_an_episode_depends_only_on_seed_and_index_and_is_disjoint_and_class_ord
     eps = list(a)
     assert all(torch.equal(x.support, y.support) and torch.equal(x.query, y.query) for x, y in zip(eps, b))
     assert torch.equal(a.episode(9).query, eps[9].query)                   # random access
+    assert not torch.equal(eps[0].query, eps[1].query)                   # the index matters, not only the seed
     assert not torch.equal(EpisodeSampler(labels, 5, 1, 3, seed=8).episode(0).query, eps[0].query)
     for e in eps:
         assert len(set(e.support.tolist()) | set(e.query.tolist())) == 5 * 4     # disjoint, no repeats
@@ -47,6 +48,15 @@ def test_prototypes_are_class_means_and_logits_are_negative_squared_distances():
     torch.testing.assert_close(protonet_logits(q, protos, scale=2.0), torch.tensor([[-0.5, -8.5]], dtype=torch.float64))
     with pytest.raises(ValueError, match="support example"):
         prototypes(emb, torch.tensor([0, 0, 0, 0]), 2)
+    with pytest.raises(ValueError, match=r"episode labels in 0..1, got \[2\]"):
+        prototypes(emb, torch.tensor([0, 1, 2, 1]), 2)
+
+
+def test_logits_stay_exact_for_high_norm_embeddings():
+    q = torch.full((1, 64), 1000.0)
+    c = torch.stack([torch.full((64,), 1000.0), torch.full((64,), 1000.0)])
+    c[1, 0] += 0.5
+    torch.testing.assert_close(protonet_logits(q, c), torch.tensor([[0.0, -0.25]]))
 
 
 def test_protonet_equals_the_cdist_path_and_conv4_embeds_omniglot_to_64():
@@ -64,3 +74,11 @@ def test_protonet_equals_the_cdist_path_and_conv4_embeds_omniglot_to_64():
     loss = F.cross_entropy(logits, torch.tensor([0, 1, 2, 3, 4, 0]))
     loss.backward()
     assert all(p.grad is not None for p in encoder.parameters())
+
+
+def test_named_streams_differ_by_purpose_and_never_collide_across_seed_and_index():
+    from lib.data.streams import stream_generator
+    draw = lambda *key: torch.randint(0, 2**31, (4,), generator=stream_generator(*key)).tolist()
+    assert draw("episode", 0, 1) == draw("episode", 0, 1)
+    assert draw("episode", 0, 1) != draw("permuted-task", 0, 1)
+    assert draw("episode", 0, 1_000_003) != draw("episode", 1, 0)
