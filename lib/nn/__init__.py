@@ -12,13 +12,14 @@ from .pyramid_pooling import PyramidPooling
 from .gcn import GCN
 from .dagnn import DAGNN
 from .decoupling import FrozenBackboneClassifier, LWSClassifier, NCMClassifier, TauNormClassifier
+from .ibn import IBN, IBN_TYPES
 from .domain_adaptation import (BlackBoxPredictor, DomainDiscriminator, GradientReversal, dann_coefficient, domain_loss,
                                 grad_reverse)
 
 __all__ = [
     "ClassicResidual", "InvertedResidual", "SandglassBlock", "MixedPoolingModule", "StripPoolingModule",
     "PyramidPooling", "GCN", "DAGNN", "FrozenBackboneClassifier", "LWSClassifier", "NCMClassifier",
-    "TauNormClassifier", "BlackBoxPredictor", "DomainDiscriminator", "GradientReversal", "dann_coefficient",
+    "TauNormClassifier", "IBN", "IBN_TYPES", "BlackBoxPredictor", "DomainDiscriminator", "GradientReversal", "dann_coefficient",
     "domain_loss", "grad_reverse",
     "ATTENTION_LAYERS",
     "CBAM",
