@@ -13,13 +13,13 @@ from .gcn import GCN
 from .dagnn import DAGNN
 from .decoupling import FrozenBackboneClassifier, LWSClassifier, NCMClassifier, TauNormClassifier
 from .ibn import IBN, IBN_TYPES
-from .domain_adaptation import (BlackBoxPredictor, DomainDiscriminator, GradientReversal, dann_coefficient, domain_loss,
+from .domain_adaptation import (DANN, BlackBoxPredictor, DomainDiscriminator, GradientReversal, dann_coefficient, domain_loss,
                                 grad_reverse)
 
 __all__ = [
     "ClassicResidual", "InvertedResidual", "SandglassBlock", "MixedPoolingModule", "StripPoolingModule",
     "PyramidPooling", "GCN", "DAGNN", "FrozenBackboneClassifier", "LWSClassifier", "NCMClassifier",
-    "TauNormClassifier", "IBN", "IBN_TYPES", "BlackBoxPredictor", "DomainDiscriminator", "GradientReversal", "dann_coefficient",
+    "TauNormClassifier", "IBN", "IBN_TYPES", "DANN", "BlackBoxPredictor", "DomainDiscriminator", "GradientReversal", "dann_coefficient",
     "domain_loss", "grad_reverse",
     "ATTENTION_LAYERS",
     "CBAM",

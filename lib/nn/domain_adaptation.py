@@ -19,6 +19,13 @@ DANN: Y. Ganin, E. Ustinova, H. Ajakan, P. Germain, H. Larochelle, F. Laviolette
   values its paper uses. ``domain_loss`` is the logistic (binary cross-entropy) loss with source = 0,
   target = 1, averaged over the joined batch: for equal source and target batches this is half the sum of
   the two per-domain means.
+* ``DANN(backbone, discriminator)`` joins a backbone that has ``forward_features`` and ``classifier`` (the
+  book's ResNets and MobileNets) with a domain classifier. ``model(x)`` is the backbone's logits (evaluation);
+  ``model(x, target=x_t, coeff=λ)`` runs source and target through the backbone as *one* batch (BatchNorm
+  sees both domains, as most DANN implementations do) and returns the source logits and the domain logits
+  of both halves, the features passing through ``grad_reverse(·, λ)`` on their way to the discriminator.
+  Calling the module itself (not its parts) keeps a DistributedDataParallel wrapper in charge of the
+  gradients. ``lib.losses.DANNLoss`` is the ``fit`` criterion that trains it.
 * ``BlackBoxPredictor(model)`` exposes only ``softmax(model(x))`` under ``no_grad`` in eval mode: what DINE
   (Liang et al., CVPR 2022) and BETA (Yang et al., ICLR 2023) may query; its parameters, features and
   gradients are out of reach, and it refuses ``backward`` through its outputs by construction (they are
@@ -94,6 +101,26 @@ def domain_loss(source_logits: torch.Tensor, target_logits: torch.Tensor) -> tor
     logits = torch.cat([source_logits, target_logits]).float()
     labels = torch.cat([torch.zeros_like(source_logits), torch.ones_like(target_logits)]).float()
     return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+class DANN(nn.Module):
+    """Backbone + domain discriminator (see the module docstring); the backbone's logits when ``target`` is None."""
+
+    def __init__(self, backbone: nn.Module, discriminator: nn.Module):
+        super().__init__()
+        for attr in ("forward_features", "classifier"):
+            if not hasattr(backbone, attr):
+                raise TypeError(f"DANN needs a backbone with {attr!r} (e.g. lib.models.ResNetCIFAR); "
+                                f"{type(backbone).__name__} has none")
+        self.backbone, self.discriminator = backbone, discriminator
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None, coeff: float = 1.0):
+        if target is None:
+            return self.backbone(x)
+        features = self.backbone.forward_features(torch.cat([x, target]))
+        logits = self.backbone.classifier(features[:len(x)])
+        domains = self.discriminator(grad_reverse(features, coeff))
+        return logits, domains[:len(x)], domains[len(x):]
 
 
 class BlackBoxPredictor:

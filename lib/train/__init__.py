@@ -30,6 +30,14 @@ Four hooks let a chapter change one part of the recipe and keep everything else 
 * ``evaluator(model, test, mean, std, accelerator, config) -> {"test_...": value}`` — other test metrics
   (mIoU, per-class IoU, ...).
 
+One optional stream feeds methods that also learn from unlabelled images (domain adaptation, semi-supervised
+learning): ``fit(..., unlabeled=data)`` draws, at every step, a batch of ``config.batch_size`` images of
+``data`` and passes it to the criterion as ``criterion(model, x, labels, progress, unlabeled=x_u)``. Its order
+and augmentation come from a generator of their own, seeded by ``(seed, epoch)`` (``lib.data.streams``), so
+the labelled stream is exactly what it is without ``unlabeled`` and arms stay paired; each epoch walks through
+a fresh permutation of ``data``, repeated as often as the epoch needs. The images go through the same
+``augment`` hook and are normalised with the *training* set's channel statistics; their labels are never read.
+
 With several processes (``accelerate launch``) each global batch is split across processes, the
 gradients are averaged by DDP, and the metrics are summed across processes.
 """
@@ -56,6 +64,7 @@ from accelerate.utils import set_seed
 from filelock import FileLock, Timeout
 
 from ..data import ImageData, crop_flip, normalize
+from ..data.streams import stream_generator
 
 
 @dataclass
@@ -297,12 +306,14 @@ def evaluate(model, data: ImageData, mean: torch.Tensor, std: torch.Tensor, *, b
 
 def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: TrainConfig, *, seed: int,
         run_dir: str | os.PathLike | None = None, label: str = "", progress: str | bool = "auto",
-        accelerator: Accelerator | None = None, criterion=None, sampler=None, augment=None, evaluator=None) -> dict:
+        accelerator: Accelerator | None = None, criterion=None, sampler=None, augment=None, evaluator=None,
+        unlabeled: ImageData | None = None) -> dict:
     """Train ``model`` on ``train``, evaluate on ``test``; checkpoint to ``run_dir`` and resume from it.
 
     ``train`` and ``test`` need ``.images`` (uint8 ``N, C, H, W``), ``.labels`` (class ids ``N`` or masks
     ``N, H, W``), ``len()`` and ``.channel_stats()``. ``criterion``, ``sampler``, ``augment`` and ``evaluator``
-    replace cross-entropy, the shuffled epoch, crop + flip and the top-1 evaluation (module docstring).
+    replace cross-entropy, the shuffled epoch, crop + flip and the top-1 evaluation; ``unlabeled`` adds a stream of
+    unlabelled batches for the criterion (module docstring).
 
     Returns ``{"metrics": {...}, "history": [per-epoch dicts], "wall_time_s", "train_images_per_s",
     "resumed_from_epoch"}``. ``metrics`` holds the last evaluation's ``test_*`` values (by default
@@ -314,11 +325,20 @@ def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: Train
     with _RunLock(run_dir if accelerator.is_main_process else None, label):
         return _fit(model, train, test, config, seed=seed, run_dir=run_dir, label=label, progress=progress,
                     accelerator=accelerator, criterion=criterion, sampler=sampler, augment=augment,
-                    evaluator=evaluator)
+                    evaluator=evaluator, unlabeled=unlabeled)
+
+
+def unlabeled_order(count: int, seed: int, epoch: int, needed: int) -> tuple[torch.Tensor, torch.Generator]:
+    """Indices of the unlabelled images for one epoch (fresh permutations, concatenated until ``needed``) and the
+    generator that then draws their augmentation: both functions of ``(seed, epoch)`` only."""
+    generator = stream_generator("unlabeled", seed, epoch)
+    rounds = -(-needed // count)
+    order = torch.cat([torch.randperm(count, generator=generator) for _ in range(rounds)])[:needed]
+    return order, generator
 
 
 def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progress, accelerator, criterion,
-         sampler, augment, evaluator) -> dict:
+         sampler, augment, evaluator, unlabeled=None) -> dict:
     start_wall = time.perf_counter()
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
     if config.batch_size % world:
@@ -327,6 +347,12 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
     steps_per_epoch = per_epoch // config.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"{per_epoch} training examples per epoch are fewer than one batch of {config.batch_size}")
+    if unlabeled is not None and criterion is None:
+        raise ValueError("fit(unlabeled=...) needs a criterion that uses the unlabelled batches; "
+                         "cross-entropy alone would ignore them")
+    if unlabeled is not None and (len(unlabeled) < 1 or unlabeled.images.shape[1:] != train.images.shape[1:]):
+        raise ValueError(f"unlabeled images must be non-empty and shaped like the training images "
+                         f"{tuple(train.images.shape[1:])}, got {len(unlabeled)} of {tuple(unlabeled.images.shape[1:])}")
     if criterion is None:
         criterion = _cross_entropy(config.label_smoothing)
     if augment is None and config.augment:
@@ -381,6 +407,8 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
         tick = time.perf_counter()
         generator = epoch_generator(seed, epoch)
         order = sampler(generator, epoch) if sampler is not None else torch.randperm(len(train), generator=generator)
+        if unlabeled is not None:
+            u_order, u_generator = unlabeled_order(len(unlabeled), seed, epoch, steps_per_epoch * config.batch_size)
         totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, examples, correct, labels
         for step in range(steps_per_epoch):
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
@@ -392,9 +420,16 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
             x = normalize(images, mean, std)
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
+            extra = {}
+            if unlabeled is not None:
+                u_images = unlabeled.images[u_order[step * config.batch_size:(step + 1) * config.batch_size]]
+                if augment is not None:
+                    u_images, _ = augment(u_images, torch.zeros(len(u_images), dtype=torch.long), u_generator)
+                u_x = normalize(u_images[rank * local:(rank + 1) * local].to(device, non_blocking=True), mean, std)
+                extra["unlabeled"] = u_x.contiguous(memory_format=torch.channels_last) if config.channels_last else u_x
             with training_autocast(config.precision, device):
                 loss, logits = criterion(model, x, labels,
-                                         (epoch * steps_per_epoch + step) / (config.epochs * steps_per_epoch))
+                                         (epoch * steps_per_epoch + step) / (config.epochs * steps_per_epoch), **extra)
             loss = loss.float()
             value = loss.item()
             if initial_loss is None:
