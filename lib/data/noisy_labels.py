@@ -21,6 +21,7 @@ def symmetric_noise(labels: torch.Tensor, rate: float, num_classes: int, seed: i
     if num_classes < 2:
         raise ValueError(f"label noise needs at least 2 classes, got {num_classes}")
     labels = torch.as_tensor(labels)
+    device, labels = labels.device, labels.cpu()
     if labels.ndim != 1 or labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise ValueError(f"labels must be a 1-d integer tensor, got shape {tuple(labels.shape)} dtype {labels.dtype}")
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
@@ -33,7 +34,7 @@ def symmetric_noise(labels: torch.Tensor, rate: float, num_classes: int, seed: i
     noisy[chosen] = (noisy[chosen] + shift) % num_classes
     flipped = torch.zeros(len(labels), dtype=torch.bool)
     flipped[chosen] = True
-    return noisy.to(labels.dtype), flipped
+    return noisy.to(labels.dtype).to(device), flipped.to(device)
 
 
 def label_digest(labels: torch.Tensor) -> str:

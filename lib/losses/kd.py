@@ -4,11 +4,11 @@ Paper: L. Yuan, F. E. H. Tay, G. Li, T. Wang, J. Feng, "Revisiting Knowledge Dis
 Smoothing Regularization", CVPR 2020, arXiv:1909.11723; official code
 github.com/yuanli2333/Teacher-free-Knowledge-Distillation (``my_loss_function.py``).
 
-KD (Eq. 3 of the paper)::
+KD, with the ``T²`` factor of Hinton et al. that the official code applies::
 
     L_KD = (1 − α) · CE(z_s, y) + α · T² · KL(softmax(z_t / T) ‖ softmax(z_s / T))
 
-Tf-KD_reg (Eq. 9): the teacher is a hand-made *virtual teacher* ``p^d`` putting probability ``a`` on the
+Tf-KD_reg (Sec. 4 of the paper): the teacher is a hand-made *virtual teacher* ``p^d`` putting probability ``a`` on the
 true class and ``(1 − a)/(K − 1)`` on every other one; with ``T = 1`` this is label smoothing with
 ``ε = 1 − a`` spread over the other classes (Sec. 3: LSR is KD with a virtual teacher; tested in
 ``tests/losses/test_kd.py``).
@@ -18,13 +18,15 @@ difference is an explicit argument:
 
 * ``nn.KLDivLoss()`` with its default ``reduction="mean"`` averages over the batch *and* the K classes, so the
   official KL term is the paper's divided by ``K``; ``kl_reduction="mean"`` (default) reproduces it,
-  ``"batchmean"`` is the per-sample KL of the equations. The official Tf-KD configurations compensate with
-  ``multiplier`` (100 on CIFAR-100 for Tf-KD_reg, 50 for Tf-KD_self with ResNet-18).
+  ``"batchmean"`` is the per-sample KL of the equations. Some official configurations scale the term back up
+  with ``multiplier`` (e.g. 100 for ResNet-18's Tf-KD_reg on CIFAR-100, 50 for its Tf-KD_self), others not.
 * In Tf-KD_reg the code applies the temperature to the virtual teacher's *probabilities*,
   ``softmax(p^d / T)``, and not to the student (``log_softmax(z_s)``, no ``T²``); with the official
   ``T = 20`` the target is close to uniform. ``tfkd_reg_loss`` computes exactly that; ``T = None`` uses
   ``p^d`` itself (the equation at ``T = 1`` without the softmax of probabilities).
-* The official ``correct_prob`` is 0.99; α ("reg_alpha") 0.1 and T ("reg_temperature") 20 for CIFAR-100.
+* The official ``correct_prob`` is 0.99. α ("reg_alpha"), T ("reg_temperature") and ``multiplier`` are set per
+  student network in ``experiments/base_experiments/<model>/params.json`` (CIFAR-100); ``TFKD_REG_OFFICIAL``
+  lists them, and ``tfkd_reg_loss`` has no defaults for them, so a chapter names the configuration it follows.
 
 Criteria for ``lib.train.fit``: ``KDCriterion(teacher, alpha, temperature)`` (the teacher is frozen, kept in
 eval mode and called under ``no_grad``; normal, reversed, self and poorly-trained-teacher KD differ only
@@ -37,13 +39,17 @@ import torch.nn.functional as F
 from torch import nn
 
 KL_REDUCTIONS = ("mean", "batchmean")
+# (reg_alpha, reg_temperature, multiplier) of the official CIFAR-100 Tf-KD_reg runs, by student network
+# (experiments/base_experiments/base_<model>/params.json; a missing multiplier means 1).
+TFKD_REG_OFFICIAL = {"resnet18": (0.1, 20.0, 100.0), "googlenet": (0.1, 40.0, 50.0),
+                     "mobilenetv2": (0.95, 40.0, 1.0), "shufflenetv2": (0.95, 10.0, 1.0)}
 
 
-def _check(alpha, temperature, kl_reduction):
+def _check(alpha, temperature, kl_reduction, allow_none: bool = False):
     if not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
         raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
-    if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
-        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    if not ((temperature is None and allow_none) or (isinstance(temperature, (int, float)) and temperature > 0)):
+        raise ValueError(f"temperature must be a positive number{' or None' if allow_none else ''}, got {temperature!r}")
     if kl_reduction not in KL_REDUCTIONS:
         raise ValueError(f"unknown kl_reduction {kl_reduction!r}; accepted: {', '.join(KL_REDUCTIONS)}")
 
@@ -77,10 +83,10 @@ def virtual_teacher(labels: torch.Tensor, num_classes: int, correct_prob: float 
     return probs.scatter_(1, labels[:, None], correct_prob)
 
 
-def tfkd_reg_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: float = 0.1, temperature: float | None = 20.0,
-                  *, correct_prob: float = 0.99, kl_reduction: str = "mean", multiplier: float = 1.0) -> torch.Tensor:
+def tfkd_reg_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: float, temperature: float | None,
+                  multiplier: float, *, correct_prob: float = 0.99, kl_reduction: str = "mean") -> torch.Tensor:
     """Tf-KD_reg as the official ``loss_kd_regularization`` computes it (see the module docstring)."""
-    _check(alpha, temperature, kl_reduction)
+    _check(alpha, temperature, kl_reduction, allow_none=True)
     s = logits.float()
     ce = F.cross_entropy(s, labels)
     if alpha == 0:
@@ -129,10 +135,10 @@ class KDCriterion(nn.Module):
 class TfKDRegCriterion(nn.Module):
     """``fit`` criterion for Tf-KD_reg (``tfkd_reg_loss``); ``alpha = 0`` is cross-entropy exactly."""
 
-    def __init__(self, alpha: float = 0.1, temperature: float | None = 20.0, *, correct_prob: float = 0.99,
-                 kl_reduction: str = "mean", multiplier: float = 1.0):
+    def __init__(self, alpha: float, temperature: float | None, multiplier: float, *, correct_prob: float = 0.99,
+                 kl_reduction: str = "mean"):
         super().__init__()
-        _check(alpha, temperature, kl_reduction)
+        _check(alpha, temperature, kl_reduction, allow_none=True)
         virtual_teacher(torch.zeros(1, dtype=torch.long), 2, correct_prob)
         self.kwargs = dict(alpha=alpha, temperature=temperature, correct_prob=correct_prob,
                            kl_reduction=kl_reduction, multiplier=multiplier)

@@ -5,8 +5,10 @@ mass ``ε`` are in use and differ by a factor ``K/(K−1)``:
 
 * ``spread="all"``: ``u`` uniform over all ``K`` classes (the true class gets ``1 − ε + ε/K``); this is
   ``torch.nn.functional.cross_entropy(label_smoothing=ε)`` and timm's ``LabelSmoothingCrossEntropy``;
+  the label-smoothing baseline of Online Label Smoothing's official code (``label_smooth`` in
+  ``cifar/scripts/loss_all_methods.py``) is this one too;
 * ``spread="others"``: ``ε/(K−1)`` on every other class (the true class gets ``1 − ε``); the official code of
-  Teacher-free KD (``loss_label_smoothing``) and Online Label Smoothing's baselines use this one.
+  Teacher-free KD (``loss_label_smoothing``) uses this one.
 
 Online label smoothing (OLS): Zhang, Chen, Cheng, Lu, Huang, Ye, Cheng, Fan, "Delving Deep into Label
 Smoothing", IEEE TIP 2021, arXiv:2011.12562; official code github.com/zhangchbin/OnlineLabelSmoothing
@@ -25,9 +27,11 @@ What the official code does, and ``OnlineLabelSmoothing`` follows:
 
 Use as a criterion of ``lib.train.fit``: ``fit(model, ..., criterion=OnlineLabelSmoothing(K, epochs=E))``.
 The epoch boundary is read from ``fit``'s ``progress`` (``floor(progress · epochs)``), so the criterion is
-told the number of epochs. Its matrices are buffers: ``fit`` checkpoints them with the model, and a resumed
-run continues with the statistics of the interrupted epoch. Under several processes the per-epoch sums are
-all-reduced before they become the next epoch's soft labels, so every process uses the same ``S``.
+told the number of epochs, and a jump of more than one epoch (a criterion whose state was not restored with
+its run) is an error. Its matrices are buffers: ``fit`` checkpoints them with the model, and a resumed run
+continues with the statistics of the interrupted epoch. Under several processes every step's sums are
+all-reduced as they are accumulated, so every process holds the same global sums at every moment (the
+checkpoint that rank 0 writes included) and uses the same ``S``.
 """
 from __future__ import annotations
 
@@ -103,18 +107,21 @@ class OnlineLabelSmoothing(nn.Module):
 
     @torch.no_grad()
     def accumulate(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        """Add the softmax outputs of the correctly classified samples to their class's row."""
+        """Add the softmax outputs of the correctly classified samples to their class's row (summed over all
+        processes when several train together)."""
         probs = F.softmax(logits.float(), dim=1).double()
         correct = logits.argmax(1) == labels
-        self.accum.index_add_(0, labels[correct], probs[correct])
-        self.count.index_add_(0, labels[correct], torch.ones_like(labels[correct], dtype=torch.float64))
+        sums = torch.zeros_like(self.accum).index_add_(0, labels[correct], probs[correct])
+        counts = torch.zeros_like(self.count).index_add_(0, labels[correct], torch.ones_like(labels[correct], dtype=torch.float64))
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(sums)
+            dist.all_reduce(counts)
+        self.accum += sums
+        self.count += counts
 
     @torch.no_grad()
     def next_epoch(self) -> None:
         """Turn this epoch's sums into the next epoch's soft labels (uniform rows for unseen classes)."""
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(self.accum)
-            dist.all_reduce(self.count)
         k = self.soft.shape[0]
         seen = self.count > 0
         rows = torch.full_like(self.accum, 1.0 / k)
@@ -125,9 +132,13 @@ class OnlineLabelSmoothing(nn.Module):
         self.epoch += 1
 
     def forward(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, progress: float):
-        epoch = math.floor(progress * self.epochs + 1e-9)
-        while int(self.epoch) < epoch:
+        epoch = math.floor(progress * self.epochs + 1e-9)   # fit's progress (e·S + s)/(E·S) can round below e/E
+        if epoch == int(self.epoch) + 1:
             self.next_epoch()
+        elif epoch != int(self.epoch):
+            raise RuntimeError(f"OnlineLabelSmoothing holds the statistics of epoch {int(self.epoch)} but is called in "
+                               f"epoch {epoch}: restore its state_dict with the run's checkpoint, and give it the "
+                               f"run's number of epochs (epochs={self.epochs})")
         logits = model(x)
         if self.alpha == 1.0:
             return F.cross_entropy(logits.float(), labels), logits

@@ -4,7 +4,7 @@ Paper: V. Subramaniam, D. Mayo, C. Conwell, T. Poggio, B. Katz, B. Cheung, A. Ba
 Untrainable: Introducing Inductive Bias via Representational Alignment", arXiv:2410.20035; official code
 github.com/vsubramaniam851/untrainable-networks (``rep_sim/``).
 
-Linear centred kernel alignment (Kornblith, Norouzi, Lee, Hinton, ICML 2019, Eq. 2 with linear kernels)
+Linear centred kernel alignment (Kornblith, Norouzi, Lee, Hinton, ICML 2019, CKA with linear kernels)
 between representations ``X (N, p)`` and ``Y (N, q)`` of the same ``N`` inputs::
 
     CKA(X, Y) = HSIC(K, L) / sqrt(HSIC(K, K) · HSIC(L, L)),   K = X Xᵀ, L = Y Yᵀ,
@@ -15,9 +15,13 @@ either argument (not to arbitrary invertible linear maps). ``linear_cka`` comput
 matrices of the column-centred features (``H X Xᵀ H = X_c X_cᵀ``), which stays cheap for wide conv feature
 maps (``p = C·H·W``) at batch sizes in the hundreds, and in fp32 or fp64 as given (never under autocast).
 
-Guidance (Sec. 3): the target network's loss adds ``Σ_l (1 − CKA(target_l, guide_l))`` over pairs of layers;
-``layer_mapping`` pairs the guide's layers with the target's by spreading them evenly, as the official
-``layer_supervision`` does (guide layer ``i`` of ``G`` → target layer ``round(i · (T − 1)/(G − 1))``).
+Guidance: the target network's loss is ``CE + α · Σ (1 − CKA(target_l, guide_l))`` over pairs of layers (the
+official ``image_class.py`` weights the sum by ``rep_sim_alpha``). ``layer_mapping`` pairs the guide's layers
+with the target's by spreading them evenly, as the official ``layer_supervision`` does (guide layer ``i`` of
+``G`` → target layer ``round(i · (T − 1)/(G − 1))``, Python's round-half-to-even included). When the guide has
+more layers than the target, several guide layers map to one target layer; the official ``layermap_sim``
+stores one score per *target* layer, so only the last guide layer mapped to it counts. A chapter that sums
+over every pair of ``layer_mapping`` instead must say so.
 """
 from __future__ import annotations
 

@@ -6,18 +6,21 @@ import torch
 import torch.nn.functional as F
 
 from lib.losses import KDCriterion, TfKDRegCriterion, kd_loss, smoothed_targets, soft_cross_entropy, tfkd_reg_loss, virtual_teacher
+from lib.losses.kd import TFKD_REG_OFFICIAL
 
 
 def test_kd_equals_a_hand_computed_value():
-    s, t, y = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]), torch.tensor([0])
+    s, t, y = torch.tensor([[1.0, 0.0, -1.0]]), torch.tensor([[0.0, 4.0, 1.0]]), torch.tensor([0])
     T, alpha = 2.0, 0.25
     ps, pt = F.softmax(s / T, 1)[0], F.softmax(t / T, 1)[0]
-    kl = sum(pt[k] * math.log(pt[k] / ps[k]) for k in range(2))
+    kl = sum(pt[k] * math.log(pt[k] / ps[k]) for k in range(3))          # KL(teacher || student)
+    reverse = sum(ps[k] * math.log(ps[k] / pt[k]) for k in range(3))
+    assert abs(kl - reverse) > 0.05                                      # the direction matters here
     ce = -math.log(F.softmax(s, 1)[0, 0])
     expected = (1 - alpha) * ce + alpha * T * T * kl
     torch.testing.assert_close(kd_loss(s, t, y, alpha, T, kl_reduction="batchmean"), torch.tensor(float(expected)))
-    # the official nn.KLDivLoss() default averages over the K = 2 classes as well
-    torch.testing.assert_close(kd_loss(s, t, y, alpha, T), torch.tensor(float((1 - alpha) * ce + alpha * T * T * kl / 2)))
+    # the official nn.KLDivLoss() default averages over the K = 3 classes as well
+    torch.testing.assert_close(kd_loss(s, t, y, alpha, T), torch.tensor(float((1 - alpha) * ce + alpha * T * T * kl / 3)))
 
 
 @pytest.mark.filterwarnings("ignore:reduction. .mean. divides")
@@ -35,7 +38,7 @@ def test_zero_strength_is_cross_entropy_exactly():
     torch.manual_seed(0)
     s, t, y = torch.randn(6, 5), torch.randn(6, 5), torch.arange(6) % 5
     assert torch.equal(kd_loss(s, t, y, 0.0, 4.0), F.cross_entropy(s, y))
-    assert torch.equal(tfkd_reg_loss(s, y, alpha=0.0), F.cross_entropy(s, y))
+    assert torch.equal(tfkd_reg_loss(s, y, 0.0, 20.0, 100.0), F.cross_entropy(s, y))
 
 
 def test_label_smoothing_is_kd_with_a_virtual_teacher():
@@ -47,7 +50,7 @@ def test_label_smoothing_is_kd_with_a_virtual_teacher():
     teacher = virtual_teacher(y, 6, 1 - eps)
     torch.testing.assert_close(teacher, smoothed_targets(y, 6, eps, "others"))
     ls = soft_cross_entropy(s, teacher)
-    kd = tfkd_reg_loss(s, y, alpha=1.0, temperature=None, correct_prob=1 - eps, kl_reduction="batchmean")
+    kd = tfkd_reg_loss(s, y, 1.0, None, 1.0, correct_prob=1 - eps, kl_reduction="batchmean")
     entropy = -(teacher * teacher.log()).sum(1).mean()
     torch.testing.assert_close(ls - kd, entropy)
     g_ls, = torch.autograd.grad(ls, s)
@@ -55,14 +58,25 @@ def test_label_smoothing_is_kd_with_a_virtual_teacher():
     torch.testing.assert_close(g_ls, g_kd)
 
 
-def test_official_tfkd_reg_softens_the_virtual_teacher_probabilities():
-    s, y = torch.zeros(1, 3), torch.tensor([2])
-    T = 20.0
-    p = torch.tensor([[0.005, 0.005, 0.99]])
-    target = torch.softmax(p / T, 1)
-    kl = (target * (target.log() - F.log_softmax(s, 1))).sum() / 3         # 'mean' over N·K = 3 elements
-    expected = 0.9 * math.log(3) + 0.1 * kl * 100
-    torch.testing.assert_close(tfkd_reg_loss(s, y, 0.1, T, multiplier=100.0), expected)
+def test_official_tfkd_reg_softens_the_virtual_teacher_probabilities_not_the_student():
+    torch.manual_seed(0)
+    s, y = torch.randn(4, 3, dtype=torch.float64) * 2, torch.tensor([2, 0, 1, 2])
+    T, alpha, multiplier = 20.0, 0.1, 100.0
+    p = torch.full((4, 3), 0.005, dtype=torch.float64)
+    p[torch.arange(4), y] = 0.99
+    target = torch.softmax(p / T, 1)                                     # softmax of probabilities / T
+    log_student = torch.log_softmax(s, 1)                                # no temperature on the student
+    kl = (target * (target.log() - log_student)).sum() / s.numel()       # 'mean' over N·K elements
+    expected = (1 - alpha) * F.cross_entropy(s, y) + alpha * kl * multiplier
+    torch.testing.assert_close(tfkd_reg_loss(s, y, alpha, T, multiplier).double(), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_official_tfkd_reg_configurations_are_listed_and_required():
+    assert TFKD_REG_OFFICIAL["resnet18"] == (0.1, 20.0, 100.0)
+    with pytest.raises(TypeError):
+        TfKDRegCriterion()                                               # no silent default configuration
+    with pytest.raises(ValueError, match="temperature must be a positive number, got None"):
+        kd_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.tensor([0]), 0.5, None)
 
 
 class Const(torch.nn.Module):
@@ -94,5 +108,6 @@ def test_kd_criterion_keeps_the_teacher_frozen_in_eval_mode_and_has_no_state():
 @pytest.mark.parametrize("kwargs, match", [(dict(alpha=-0.1), "alpha"), (dict(temperature=0.0), "temperature"),
                                            (dict(kl_reduction="sum"), "kl_reduction"), (dict(correct_prob=1.5), "correct_prob")])
 def test_tfkd_reg_rejects_bad_arguments(kwargs, match):
+    arguments = {"alpha": 0.1, "temperature": 20.0, "multiplier": 100.0, **kwargs}
     with pytest.raises(ValueError, match=match):
-        TfKDRegCriterion(**kwargs)
+        TfKDRegCriterion(**arguments)

@@ -1,4 +1,10 @@
 """Label smoothing and OLS: zero strength is cross-entropy, the spreads, the OLS matrix by hand, resume, validation."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -29,6 +35,17 @@ def test_spread_all_is_torch_label_smoothing_and_others_puts_one_minus_eps_on_th
     assert torch.allclose(all_[0], torch.tensor([0.92, 0.02, 0.02, 0.02, 0.02]))
 
 
+def test_label_smoothing_criterion_trains_on_the_spread_it_names():
+    torch.manual_seed(0)
+    logits, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 1])
+    for spread in ("all", "others"):
+        loss, _ = LabelSmoothingCE(0.2, spread)(Fixed(logits), torch.arange(6), y, 0.5)
+        torch.testing.assert_close(loss, soft_cross_entropy(logits, smoothed_targets(y, 4, 0.2, spread)))
+    a, _ = LabelSmoothingCE(0.2, "all")(Fixed(logits), torch.arange(6), y, 0.5)
+    b, _ = LabelSmoothingCE(0.2, "others")(Fixed(logits), torch.arange(6), y, 0.5)
+    assert not torch.isclose(a, b)
+
+
 def test_zero_strength_is_cross_entropy_exactly():
     torch.manual_seed(0)
     logits, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 1])
@@ -36,7 +53,7 @@ def test_zero_strength_is_cross_entropy_exactly():
     for spread in ("all", "others"):
         loss, _ = LabelSmoothingCE(0.0, spread)(model, x, y, 0.3)
         assert torch.equal(loss, F.cross_entropy(logits, y))
-    loss, _ = OnlineLabelSmoothing(4, alpha=1.0, epochs=3)(model, x, y, 0.7)
+    loss, _ = OnlineLabelSmoothing(4, alpha=1.0, epochs=3)(model, x, y, 0.1)
     assert torch.equal(loss, F.cross_entropy(logits, y))
 
 
@@ -65,20 +82,38 @@ def test_ols_matrix_equals_a_hand_accumulated_one_and_rows_sum_to_one():
 
 def test_ols_resumes_from_its_state_dict_like_an_uninterrupted_run():
     torch.manual_seed(0)
-    logits, y = torch.randn(20, 4) * 3, torch.arange(20) % 4
-    model, x = Fixed(logits), torch.arange(20)
+    logits = [torch.randn(20, 4) * (1 + e) for e in range(3)]           # the network changes between epochs
+    y, x = torch.arange(20) % 4, torch.arange(20)
+    calls = [(e, p) for e, p in ((0, 0.0), (0, 0.2), (1, 0.4), (1, 0.6), (2, 0.7), (2, 0.9))]
     straight = OnlineLabelSmoothing(4, epochs=3)
-    for progress in (0.0, 0.2, 0.4, 0.6):
-        straight(model, x, y, progress)
+    losses = [straight(Fixed(logits[e]), x, y, p)[0] for e, p in calls]
     first = OnlineLabelSmoothing(4, epochs=3)
-    for progress in (0.0, 0.2):
-        first(model, x, y, progress)
+    for e, p in calls[:3]:                                               # interrupted inside epoch 1
+        first(Fixed(logits[e]), x, y, p)
     resumed = OnlineLabelSmoothing(4, epochs=3)
     resumed.load_state_dict(first.state_dict())
-    for progress in (0.4, 0.6):
-        resumed(model, x, y, progress)
+    resumed_losses = [resumed(Fixed(logits[e]), x, y, p)[0] for e, p in calls[3:]]
     for name, value in straight.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[name], value)
+    torch.testing.assert_close(torch.stack(resumed_losses), torch.stack(losses[3:]))
+    assert int(resumed.epoch) == 2
+
+
+def test_ols_epoch_boundaries_follow_fits_progress_formula_exactly():
+    """fit passes progress = (e·S + s) / (E·S); floor(progress · E) alone falls one epoch short for some (E, S)."""
+    epochs, steps = 22, 7
+    ols = OnlineLabelSmoothing(3, epochs=epochs)
+    logits, y = torch.tensor([[2.0, 0.0, 0.0]]), torch.tensor([0])
+    for e in range(epochs):
+        for s in range(steps):
+            ols(Fixed(logits), torch.tensor([0]), y, (e * steps + s) / (epochs * steps))
+            assert int(ols.epoch) == e, f"epoch {e}, step {s}"
+
+
+def test_ols_refuses_to_skip_epochs_without_its_state():
+    ols = OnlineLabelSmoothing(3, epochs=4)
+    with pytest.raises(RuntimeError, match="holds the statistics of epoch 0 but is called in epoch 2"):
+        ols(Fixed(torch.zeros(1, 3)), torch.tensor([0]), torch.tensor([0]), 0.5)
 
 
 def test_ols_gradient_matches_the_soft_target_formula():
@@ -106,3 +141,20 @@ def test_label_smoothing_rejects_bad_arguments():
         LabelSmoothingCE(0.1, "uniform")
     with pytest.raises(ValueError, match="epsilon"):
         LabelSmoothingCE(1.2)
+
+
+def test_ols_under_two_processes_equals_one_process_and_resumes_from_rank_zeros_checkpoint(tmp_path):
+    worker = pathlib.Path(__file__).with_name("ols_distributed_worker.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    results = []
+    for prefix, name in (([sys.executable], "one.json"),
+                         ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           "29541"], "two.json")):
+        done = subprocess.run(prefix + [str(worker), str(tmp_path / name)], capture_output=True, text=True, env=env,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        results.append(json.loads((tmp_path / name).read_text()))
+    one, two = results
+    assert (one["world"], two["world"]) == (1, 2)
+    torch.testing.assert_close(torch.tensor(two["straight"]), torch.tensor(one["straight"]))
+    torch.testing.assert_close(torch.tensor(two["resumed"]), torch.tensor(one["straight"]))

@@ -54,6 +54,8 @@ def test_layer_mapping_spreads_the_guide_evenly_like_the_official_code():
     assert layer_mapping(["g0", "g1", "g2"], list("abcde")) == {"g0": "a", "g1": "c", "g2": "e"}
     assert layer_mapping(["g0"], list("abc")) == {"g0": "a"}
     assert layer_mapping(["g0", "g1", "g2", "g3"], ["a", "b"]) == {"g0": "a", "g1": "a", "g2": "b", "g3": "b"}
+    # round(0.5) == 0 in Python (half to even), as in the official code
+    assert layer_mapping(["g0", "g1", "g2"], ["a", "b"]) == {"g0": "a", "g1": "a", "g2": "b"}
 
 
 def test_bad_inputs_are_named():
