@@ -1,0 +1,46 @@
+"""Symmetric label noise: exact rate, never the clean class, uniform over the others, seeded, digest."""
+import hashlib
+
+import pytest
+import torch
+
+from lib.data import label_digest, symmetric_noise
+
+
+def test_exact_rate_and_flipped_labels_differ_from_the_clean_ones():
+    clean = torch.arange(1000) % 10
+    noisy, flipped = symmetric_noise(clean, 0.4, 10, seed=0)
+    assert flipped.sum() == 400
+    assert (noisy[flipped] != clean[flipped]).all() and (noisy[~flipped] == clean[~flipped]).all()
+    assert torch.equal(symmetric_noise(clean, 0.0, 10, seed=0)[0], clean)
+
+
+def test_flips_are_uniform_over_the_other_classes():
+    clean = torch.zeros(90000, dtype=torch.long)
+    noisy, flipped = symmetric_noise(clean, 1.0, 10, seed=1)
+    counts = torch.bincount(noisy, minlength=10)
+    assert counts[0] == 0
+    expected = 10000
+    assert ((counts[1:] - expected).abs() < 5 * expected ** 0.5).all()      # 5 sigma of a multinomial cell
+
+
+def test_seeded_and_digest_is_stable():
+    clean = torch.arange(500) % 10
+    a, _ = symmetric_noise(clean, 0.2, 10, seed=3)
+    b, _ = symmetric_noise(clean, 0.2, 10, seed=3)
+    c, _ = symmetric_noise(clean, 0.2, 10, seed=4)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert label_digest(a) == label_digest(b.int()) != label_digest(c)
+    # little-endian int64 bytes, whatever the dtype: [0, 1] -> 16 bytes
+    assert label_digest(torch.tensor([0, 1], dtype=torch.uint8)) == hashlib.sha256(bytes(8) + bytes([1]) + bytes(7)).hexdigest()
+
+
+@pytest.mark.parametrize("args, match", [((1.5, 10), "noise rate"), ((0.2, 1), "2 classes")])
+def test_bad_arguments_are_named(args, match):
+    with pytest.raises(ValueError, match=match):
+        symmetric_noise(torch.arange(10) % 2, *args, seed=0)
+
+
+def test_out_of_range_labels_are_rejected():
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        symmetric_noise(torch.tensor([0, 3]), 0.5, 3, seed=0)
