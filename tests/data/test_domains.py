@@ -12,7 +12,7 @@ needs_mirror = pytest.mark.skipif(not os.environ.get("REPRO_DATA"), reason="REPR
 
 
 def test_every_generated_domain_has_a_card_naming_generator_seed_sources_and_digests():
-    assert generated_card_names() == sorted(GENERATED)
+    assert set(GENERATED) <= set(generated_card_names())
     for name in GENERATED:
         card = load_generated_card(name)
         assert card.sources[0] == "mnist" and isinstance(card.seed, int) and card.generator.startswith("lib.data.domains")
