@@ -40,3 +40,36 @@ def symmetric_noise(labels: torch.Tensor, rate: float, num_classes: int, seed: i
 def label_digest(labels: torch.Tensor) -> str:
     """sha256 of the labels as little-endian int64 (stable across dtypes and platforms)."""
     return hashlib.sha256(torch.as_tensor(labels).long().numpy().astype("<i8").tobytes()).hexdigest()
+
+
+NOISE_RATES = (0.2, 0.4)
+
+
+def noisy_train(dataset: str, rate: float, *, per_class: int | None = None, subset_seed: int = 0):
+    """The training split of ``dataset`` (optionally its balanced subset, the same rows ``lib.data.load`` returns)
+    with symmetric label noise at ``rate``, drawn once over the *whole* split with the seed of the card
+    ``data_cards/generated/<dataset>-noisy-labels.md`` and checked against the card's digest.
+
+    The noise is a property of the dataset, not of a subset: a subset keeps the noisy labels of its rows, so its
+    realised noise rate is close to, not exactly, ``rate``; ``source["noise_rate_realised"]`` records it.
+    """
+    from .domains import load_generated_card
+    from .images import ChecksumError, ImageData, balanced_subset, load
+
+    if rate not in NOISE_RATES:
+        raise ValueError(f"noise rate {rate!r} has no card; accepted: {', '.join(map(str, NOISE_RATES))}")
+    card = load_generated_card(f"{dataset}-noisy-labels")
+    key = f"train-noise{round(rate * 100)}"
+    spec = card.splits[key]
+    full = load(dataset, "train")
+    noisy, flipped = symmetric_noise(full.labels, rate, full.num_classes, card.seed)
+    if label_digest(noisy) != spec["sha256"]:
+        raise ChecksumError(f"generated {card.name}/{key} has sha256 {label_digest(noisy)}, but its card {card.path} "
+                            f"states {spec['sha256']}")
+    rows = balanced_subset(full.labels, per_class, subset_seed) if per_class is not None else torch.arange(len(full))
+    data = full.subset(rows)
+    data = ImageData(data.images, noisy[rows], data.classes, data.name, data.split,
+                     {**data.source, "label_noise": {"card": card.name, "rate": rate, "seed": card.seed,
+                                                     "labels_sha256": spec["sha256"],
+                                                     "noise_rate_realised": flipped[rows].float().mean().item()}})
+    return data, full.labels[rows]

@@ -44,3 +44,26 @@ def test_bad_arguments_are_named(args, match):
 def test_out_of_range_labels_are_rejected():
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         symmetric_noise(torch.tensor([0, 3]), 0.5, 3, seed=0)
+
+
+needs_mirror = pytest.mark.skipif(not __import__("os").environ.get("REPRO_DATA"), reason="REPRO_DATA is not set")
+
+
+@needs_mirror
+@pytest.mark.parametrize("rate", [0.2, 0.4])
+def test_carded_noisy_labels_regenerate_and_subsets_keep_their_rows_labels(rate):
+    from lib.data import load
+    from lib.data.domains import load_generated_card
+    from lib.data.noisy_labels import noisy_train
+
+    card = load_generated_card("cifar10-noisy-labels")
+    full = load("cifar10", "train")
+    assert label_digest(symmetric_noise(full.labels, rate, 10, card.seed)[0]) == \
+        card.splits[f"train-noise{round(rate * 100)}"]["sha256"]
+    noisy, clean = noisy_train("cifar10", rate, per_class=100)
+    subset = load("cifar10", "train", per_class=100)
+    assert torch.equal(noisy.images, subset.images) and torch.equal(clean, subset.labels)
+    realised = (noisy.labels != clean).float().mean().item()
+    assert abs(realised - rate) < 0.05 and noisy.source["label_noise"]["noise_rate_realised"] == pytest.approx(realised)
+    with pytest.raises(ValueError, match="accepted: 0.2, 0.4"):
+        noisy_train("cifar10", 0.3)
