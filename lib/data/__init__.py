@@ -20,6 +20,7 @@ from .images import (
     balanced_subset,
     cache_dir,
     load,
+    load_labels,
     mirror_root,
     sha256_file,
     verify_split,
@@ -34,7 +35,7 @@ from .noisy_labels import label_digest, symmetric_noise
 __all__ = [
     "CARDS_DIR", "DataCard", "UnknownDatasetError", "card_names", "load_card",
     "ChecksumError", "DataSchemaError", "ImageData", "MissingDataError", "balanced_subset", "cache_dir",
-    "load", "mirror_root", "sha256_file", "verify_split", "crop_flip", "normalize",
+    "load", "load_labels", "mirror_root", "sha256_file", "verify_split", "crop_flip", "normalize",
     "create_sampler", "longtail_subset", "shot_groups", "SegmentationData", "load_segmentation", "GraphData",
     "load_planetoid", "DOMAINS", "load_domain", "restrict_classes", "label_digest", "symmetric_noise",
 ]

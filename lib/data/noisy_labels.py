@@ -54,22 +54,28 @@ def noisy_train(dataset: str, rate: float, *, per_class: int | None = None, subs
     realised noise rate is close to, not exactly, ``rate``; ``source["noise_rate_realised"]`` records it.
     """
     from .domains import load_generated_card
-    from .images import ChecksumError, ImageData, balanced_subset, load
+    from .images import ChecksumError, ImageData, balanced_subset, load, load_labels
 
     if rate not in NOISE_RATES:
         raise ValueError(f"noise rate {rate!r} has no card; accepted: {', '.join(map(str, NOISE_RATES))}")
     card = load_generated_card(f"{dataset}-noisy-labels")
     key = f"train-noise{round(rate * 100)}"
     spec = card.splits[key]
-    full = load(dataset, "train")
-    noisy, flipped = symmetric_noise(full.labels, rate, full.num_classes, card.seed)
+    labels = load_labels(dataset, "train")              # the whole split's labels, no image decoded
+    num_classes = int(labels.max()) + 1
+    noisy, flipped = symmetric_noise(labels, rate, num_classes, card.seed)
     if label_digest(noisy) != spec["sha256"]:
         raise ChecksumError(f"generated {card.name}/{key} has sha256 {label_digest(noisy)}, but its card {card.path} "
                             f"states {spec['sha256']}")
-    rows = balanced_subset(full.labels, per_class, subset_seed) if per_class is not None else torch.arange(len(full))
-    data = full.subset(rows)
+    if per_class is None:
+        data, rows = load(dataset, "train"), torch.arange(len(labels))
+    else:
+        data, rows = load(dataset, "train", per_class=per_class, subset_seed=subset_seed), \
+            balanced_subset(labels, per_class, subset_seed)
+    if not torch.equal(data.labels, labels[rows]):
+        raise ChecksumError(f"{dataset}/train: the decoded subset's labels differ from the label column's rows")
     data = ImageData(data.images, noisy[rows], data.classes, data.name, data.split,
                      {**data.source, "label_noise": {"card": card.name, "rate": rate, "seed": card.seed,
                                                      "labels_sha256": spec["sha256"],
                                                      "noise_rate_realised": flipped[rows].float().mean().item()}})
-    return data, full.labels[rows]
+    return data, labels[rows]

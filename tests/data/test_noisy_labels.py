@@ -67,3 +67,14 @@ def test_carded_noisy_labels_regenerate_and_subsets_keep_their_rows_labels(rate)
     assert abs(realised - rate) < 0.05 and noisy.source["label_noise"]["noise_rate_realised"] == pytest.approx(realised)
     with pytest.raises(ValueError, match="accepted: 0.2, 0.4"):
         noisy_train("cifar10", 0.3)
+
+
+@needs_mirror
+def test_load_labels_reads_the_label_column_without_decoding(tmp_path, monkeypatch):
+    from lib.data import load, load_labels
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path))
+    labels = load_labels("cifar10", "test")
+    assert len(labels) == 10000 and not list(tmp_path.rglob("*.pt"))       # nothing decoded or cached
+    subset = load("cifar10", "test", per_class=3)
+    from lib.data import balanced_subset
+    assert torch.equal(subset.labels, labels[balanced_subset(labels, 3)])
