@@ -6,7 +6,7 @@ deterministic function of the image (torchvision's ``transforms.v2.functional`` 
 
 * ``grayscale`` — ITU-R 601 luma, replicated to three channels (``rgb_to_grayscale``);
 * ``low-contrast`` — contrast halved towards the image's mean grey level (``adjust_contrast(·, 0.5)``);
-* ``channel-permuted`` — RGB → BRG, a fixed re-colouring that keeps every channel's statistics;
+* ``channel-permuted`` — RGB → BRG, a fixed re-colouring that keeps the set of channel statistics, permuted;
 * ``inverted`` — ``255 − x`` (a negative-scale change: instance normalisation does *not* undo it).
 
 ``load_shifted(dataset, split, shift, per_class=k)`` returns the shifted rows of exactly the subset that

@@ -46,23 +46,27 @@ NOISE_RATES = (0.2, 0.4)
 
 
 def noisy_train(dataset: str, rate: float, *, per_class: int | None = None, subset_seed: int = 0):
-    """The training split of ``dataset`` (optionally its balanced subset, the same rows ``lib.data.load`` returns)
-    with symmetric label noise at ``rate``, drawn once over the *whole* split with the seed of the card
+    """``(data, clean_labels)``: the training split of ``dataset`` (optionally its balanced subset, the same rows
+    ``lib.data.load`` returns) with symmetric label noise at ``rate`` as ``data.labels``, and the clean labels of
+    the same rows. The noise is drawn once over the *whole* split with the seed of the card
     ``data_cards/generated/<dataset>-noisy-labels.md`` and checked against the card's digest.
 
     The noise is a property of the dataset, not of a subset: a subset keeps the noisy labels of its rows, so its
     realised noise rate is close to, not exactly, ``rate``; ``source["noise_rate_realised"]`` records it.
     """
+    from .cards import load_card
     from .domains import load_generated_card
     from .images import ChecksumError, ImageData, balanced_subset, load, load_labels
 
-    if rate not in NOISE_RATES:
-        raise ValueError(f"noise rate {rate!r} has no card; accepted: {', '.join(map(str, NOISE_RATES))}")
     card = load_generated_card(f"{dataset}-noisy-labels")
-    key = f"train-noise{round(rate * 100)}"
+    rates = {int(k.removeprefix("train-noise")) / 100: k for k in card.splits if k.startswith("train-noise")}
+    if rate not in rates:
+        raise ValueError(f"noise rate {rate!r} has no split in {card.path}; accepted: "
+                         f"{', '.join(str(r) for r in sorted(rates))}")
+    key = rates[rate]
     spec = card.splits[key]
     labels = load_labels(dataset, "train")              # the whole split's labels, no image decoded
-    num_classes = int(labels.max()) + 1
+    num_classes = len(load_card(dataset).label_names)
     noisy, flipped = symmetric_noise(labels, rate, num_classes, card.seed)
     if label_digest(noisy) != spec["sha256"]:
         raise ChecksumError(f"generated {card.name}/{key} has sha256 {label_digest(noisy)}, but its card {card.path} "

@@ -7,8 +7,9 @@ stream) and minimises
     CE(G_y(G_f(x)), y) + weight · L_d(G_d(R_λ(G_f(x))), 0; G_d(R_λ(G_f(x_t))), 1),   λ = dann_coefficient(p, gamma)
 
 with ``p`` the training progress in [0, 1) and ``R_λ`` the gradient reversal layer. ``weight = 0`` trains the
-source classifier alone (the domain classifier then gets no gradient); the domain loss's value is still
-computed and kept (detached) for monitoring as ``last_domain_loss``.
+source classifier alone: the domain term is still part of the graph with weight 0, so every parameter gets a
+(zero) gradient and DistributedDataParallel finds no unused parameter. Its value is kept (detached) for
+monitoring as ``last_domain_loss``.
 """
 from __future__ import annotations
 
@@ -32,15 +33,13 @@ class DANNLoss(nn.Module):
         if unlabeled is None:
             raise ValueError("DANNLoss needs target images: train with fit(..., unlabeled=<target ImageData>)")
         net = getattr(model, "module", model)
+        net = getattr(net, "_orig_mod", net)            # torch.compile's wrapper
         if not isinstance(net, DANN):
             raise TypeError(f"DANNLoss trains a lib.nn.DANN model, got {type(net).__name__}")
         logits, source_domain, target_domain = model(x, target=unlabeled, coeff=dann_coefficient(progress, self.gamma))
         adversarial = domain_loss(source_domain, target_domain)
         self.last_domain_loss = adversarial.detach()
-        loss = F.cross_entropy(logits.float(), labels)
-        if self.weight:
-            loss = loss + self.weight * adversarial
-        return loss, logits
+        return F.cross_entropy(logits.float(), labels) + self.weight * adversarial, logits
 
     def state_dict(self, *args, **kwargs):
         return {}

@@ -53,9 +53,13 @@ class _GradReverse(torch.autograd.Function):
 
 def grad_reverse(x: torch.Tensor, coeff: float = 1.0) -> torch.Tensor:
     """Identity forward, gradient times ``−coeff`` backward (``coeff ≥ 0``)."""
-    if not (isinstance(coeff, (int, float)) and math.isfinite(coeff) and coeff >= 0):
+    try:
+        value = float(coeff)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(coeff, bool) or not (math.isfinite(value) and value >= 0):
         raise ValueError(f"the reversal coefficient must be a finite number >= 0, got {coeff!r}")
-    return _GradReverse.apply(x, float(coeff))
+    return _GradReverse.apply(x, value)
 
 
 class GradientReversal(nn.Module):

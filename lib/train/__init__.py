@@ -35,8 +35,11 @@ learning): ``fit(..., unlabeled=data)`` draws, at every step, a batch of ``confi
 ``data`` and passes it to the criterion as ``criterion(model, x, labels, progress, unlabeled=x_u)``. Its order
 and augmentation come from a generator of their own, seeded by ``(seed, epoch)`` (``lib.data.streams``), so
 the labelled stream is exactly what it is without ``unlabeled`` and arms stay paired; each epoch walks through
-a fresh permutation of ``data``, repeated as often as the epoch needs. The images go through the same
-``augment`` hook and are normalised with the *training* set's channel statistics; their labels are never read.
+a fresh permutation of ``data``, then another, as often as the epoch needs (so a batch that straddles two
+permutations of a small set can hold an image twice). The images go through the same ``augment`` hook, with
+labels ``-1`` (an image-only augmentation ignores them; a joint image/mask one cannot be used on this stream),
+and are normalised with the *training* set's channel statistics; their labels are never read. The checkpoint
+records which unlabelled set a run trained with, and a resume with another one is refused.
 
 With several processes (``accelerate launch``) each global batch is split across processes, the
 gradients are averaged by DDP, and the metrics are summed across processes.
@@ -328,6 +331,17 @@ def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: Train
                     evaluator=evaluator, unlabeled=unlabeled)
 
 
+def _unlabeled_key(unlabeled: ImageData | None) -> str | None:
+    """What identifies the unlabelled set in a checkpoint: its size, name, split and the sha256 of its images."""
+    if unlabeled is None:
+        return None
+    import hashlib
+    import json
+    digest = hashlib.sha256(unlabeled.images.contiguous().numpy().tobytes()).hexdigest()
+    return json.dumps({"rows": len(unlabeled), "name": unlabeled.name, "split": unlabeled.split,
+                       "images_sha256": digest}, sort_keys=True)
+
+
 def unlabeled_order(count: int, seed: int, epoch: int, needed: int) -> tuple[torch.Tensor, torch.Generator]:
     """Indices of the unlabelled images for one epoch (fresh permutations, concatenated until ``needed``) and the
     generator that then draws their augmentation: both functions of ``(seed, epoch)`` only."""
@@ -380,6 +394,9 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
         if not _same_config(state["config"], config) or state["seed"] != seed:
             raise ValueError(f"checkpoint {checkpoint} was written by another configuration or seed; "
                              f"delete it or choose another run_dir")
+        if state.get("unlabeled") != _unlabeled_key(unlabeled):
+            raise ValueError(f"checkpoint {checkpoint} was written with another unlabelled set (or none); "
+                             f"delete it or choose another run_dir")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -424,7 +441,7 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
             if unlabeled is not None:
                 u_images = unlabeled.images[u_order[step * config.batch_size:(step + 1) * config.batch_size]]
                 if augment is not None:
-                    u_images, _ = augment(u_images, torch.zeros(len(u_images), dtype=torch.long), u_generator)
+                    u_images, _ = augment(u_images, torch.full((len(u_images),), -1, dtype=torch.long), u_generator)
                 u_x = normalize(u_images[rank * local:(rank + 1) * local].to(device, non_blocking=True), mean, std)
                 extra["unlabeled"] = u_x.contiguous(memory_format=torch.channels_last) if config.channels_last else u_x
             with training_autocast(config.precision, device):
@@ -469,7 +486,8 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
                           "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
                           "epoch": epoch, "history": history, "config": asdict(config), "seed": seed,
                           "criterion": criterion.state_dict() if stateful else None,
-                          "initial_loss": initial_loss, "segments": segments}, checkpoint)
+                          "initial_loss": initial_loss, "segments": segments,
+                          "unlabeled": _unlabeled_key(unlabeled)}, checkpoint)
         accelerator.wait_for_everyone()
     if bar is not None:
         bar.close()

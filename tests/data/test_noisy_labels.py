@@ -63,6 +63,10 @@ def test_carded_noisy_labels_regenerate_and_subsets_keep_their_rows_labels(rate)
     noisy, clean = noisy_train("cifar10", rate, per_class=100)
     subset = load("cifar10", "train", per_class=100)
     assert torch.equal(noisy.images, subset.images) and torch.equal(clean, subset.labels)
+    # the subset's rows keep the whole split's noisy labels (not a fresh draw on the subset)
+    from lib.data import balanced_subset
+    whole = symmetric_noise(full.labels, rate, 10, card.seed)[0]
+    assert torch.equal(noisy.labels, whole[balanced_subset(full.labels, 100)])
     realised = (noisy.labels != clean).float().mean().item()
     assert abs(realised - rate) < 0.05 and noisy.source["label_noise"]["noise_rate_realised"] == pytest.approx(realised)
     with pytest.raises(ValueError, match="accepted: 0.2, 0.4"):

@@ -64,3 +64,17 @@ def test_default_is_the_plain_network_and_bad_configs_are_named():
         ResNetCIFAR(8, ibn=("a", "c", None))
     with pytest.raises(ValueError, match="IBN needs"):
         IBN(1)
+
+
+def test_ibn_b_normalises_the_sum_before_the_relu():
+    """The IN of an IBN-b block sees the residual sum (negative values included) and the block's output is the ReLU
+    of its output: moving the IN after the ReLU would fail both checks."""
+    torch.manual_seed(0)
+    net = ResNetCIFAR(20, ibn=("b", "b", None)).eval()
+    block = net.stages[2]
+    seen = {}
+    block.IN.register_forward_hook(lambda m, inputs, out: seen.update(inp=inputs[0], out=out))
+    x = torch.randn(2, 16, 32, 32)
+    y = block(x)
+    assert (seen["inp"] < 0).any()
+    torch.testing.assert_close(y, torch.relu(seen["out"]))

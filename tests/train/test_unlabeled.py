@@ -53,6 +53,31 @@ def test_unlabelled_batches_are_a_function_of_seed_and_epoch_and_cover_the_set()
     assert not all(torch.equal(x, y) for x, y in zip(a.seen, c.seen))
     order, _ = unlabeled_order(40, 0, 0, 64)
     assert sorted(order[:40].tolist()) == list(range(40)) and len(order) == 64     # a permutation, then more
+    assert not torch.equal(a.seen[0], a.seen[4])                                   # epoch 1 is not epoch 0 again
+
+
+def test_an_unlabelled_batch_is_the_drawn_rows_augmented_and_normalised_with_the_training_statistics():
+    from lib.data import crop_flip, normalize
+    train, unlabeled = tiny_data(64), tiny_data(40, seed=2)
+    recording = Recording()
+    torch.manual_seed(0)
+    fit(tiny_model(), train, tiny_data(32, seed=1), TrainConfig(epochs=1, batch_size=16, lr=0.05, channels_last=True),
+        seed=0, criterion=recording, unlabeled=unlabeled, progress=False)
+    order, generator = unlabeled_order(40, 0, 0, 64)
+    mean, std = train.channel_stats()
+    for step in range(4):
+        images = crop_flip(unlabeled.images[order[step * 16:(step + 1) * 16]], generator, padding=4)
+        torch.testing.assert_close(recording.seen[step], normalize(images, mean, std))
+    assert recording.seen[0].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_resume_with_another_unlabelled_set_is_refused(tmp_path, interrupt_at_evaluation):
+    interrupt_at_evaluation(2)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(Recording(), unlabeled=tiny_data(40, seed=2), run_dir=tmp_path)
+    interrupt_at_evaluation.restore()
+    with pytest.raises(ValueError, match="another unlabelled set"):
+        _fit(Recording(), unlabeled=tiny_data(40, seed=5), run_dir=tmp_path)
 
 
 def test_resume_sees_the_same_unlabelled_batches(tmp_path, interrupt_at_evaluation):
