@@ -8,15 +8,7 @@ import torch.distributed as dist
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 from lib.losses import OnlineLabelSmoothing  # noqa: E402
-
-
-class Fixed(torch.nn.Module):
-    def __init__(self, logits):
-        super().__init__()
-        self.logits = logits
-
-    def forward(self, x):
-        return self.logits[x]
+from tests.losses.fixed_logits import Fixed  # noqa: E402
 
 
 def main(out):

@@ -10,17 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.losses import LabelSmoothingCE, OnlineLabelSmoothing, smoothed_targets, soft_cross_entropy
-
-
-class Fixed(torch.nn.Module):
-    """A 'model' that returns given logits, so the criterion's statistics can be computed by hand."""
-
-    def __init__(self, logits):
-        super().__init__()
-        self.logits = logits
-
-    def forward(self, x):
-        return self.logits[x]
+from tests.losses.fixed_logits import Fixed
 
 
 def test_spread_all_is_torch_label_smoothing_and_others_puts_one_minus_eps_on_the_label():
