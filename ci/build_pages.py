@@ -115,7 +115,34 @@ def build_datasets_page(root: str | pathlib.Path = ROOT) -> str:
         parts += [body, "", f"**Card**: `data_cards/{c.name}.md`"
                   + (f" · **Homepage**: <{c.homepage}>" if c.homepage else ""), "",
                   f"**Citation**: {c.citation}", ""]
+    parts += _generated_datasets(cards_mod, cards_dir / "generated")
     return "\n".join(parts)
+
+
+def _generated_datasets(cards_mod, folder: pathlib.Path) -> list[str]:
+    """The section on datasets generated from mirrored ones (``data_cards/generated/*.md``), read without torch."""
+    cards = []
+    for path in sorted(folder.glob("*.md")) if folder.is_dir() else []:
+        meta, body = cards_mod.parse_front_matter(path.read_text(encoding="utf-8"))
+        missing = [k for k in ("name", "title", "generator", "seed", "sources", "splits") if k not in meta]
+        if missing:
+            raise ValueError(f"generated data card {path}: missing required key(s) {', '.join(missing)}")
+        cards.append((meta, body))
+    if not cards:
+        return []
+    parts = ["## Generated datasets", "",
+             "Some chapters train or test on datasets generated deterministically from the mirrored ones. A "
+             "generated dataset gets a card too: it names the generator, its version and seed, its sources, and "
+             "the sha256 of the generated tensors of every split, which the loader checks whenever it generates "
+             "them and the tests regenerate.", ""]
+    rows = [[f"[{m['title']}](#dataset-{m['name']})", f"`{m['generator']}`", str(m["seed"]),
+             ", ".join(m["sources"]), ", ".join(f"{s} {spec['rows']:,}" for s, spec in m["splits"].items())]
+            for m, _ in cards]
+    parts += [table(["dataset", "generator", "seed", "sources", "splits (rows)"], rows), ""]
+    for meta, body in cards:
+        body = demote_headings(body.strip(), 2)
+        parts += [f"(dataset-{meta['name']})=", "", body, "", f"**Card**: `data_cards/generated/{meta['name']}.md`", ""]
+    return parts
 
 
 # --------------------------------------------------------------------------------------------

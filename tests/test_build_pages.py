@@ -185,6 +185,16 @@ def test_datasets_page(tmp_path):
     assert "\n# CIFAR-10\n" not in page  # headings demoted by one level
     assert "**Citation**: Krizhevsky, A. (2009). Learning Multiple Layers of Features from Tiny Images." in page
     assert page.index("(dataset-cifar10)=") < page.index("(dataset-planetoid)=")
+    assert "## Generated datasets" not in page                   # no generated cards in this tree
+
+
+def test_datasets_page_lists_generated_datasets_with_generator_seed_and_sources(tmp_path):
+    shutil.copytree(ROOT / "data_cards", tmp_path / "data_cards")
+    page = bp.build_datasets_page(tmp_path)
+    section = page[page.index("## Generated datasets"):]
+    assert "| [MNIST-M-like (MNIST digits blended with CIFAR-10 patches)](#dataset-mnist-m) | " \
+           "`lib.data.domains.blend_with_patches` | 0 | mnist, cifar10 | train 60,000, test 10,000 |" in section
+    assert "\n### MNIST-M-like\n" in section and "**Card**: `data_cards/generated/mnist-m.md`" in section
 
 
 def test_demote_headings_skips_code():

@@ -20,6 +20,7 @@ from .images import (
     balanced_subset,
     cache_dir,
     load,
+    load_labels,
     mirror_root,
     sha256_file,
     verify_split,
@@ -28,11 +29,13 @@ from .augment import crop_flip, normalize
 from .longtail import create_sampler, longtail_subset, shot_groups
 from .segmentation import SegmentationData, load_segmentation
 from .planetoid import GraphData, load_planetoid
+from .domains import DOMAINS, load_domain, restrict_classes
+from .noisy_labels import label_digest, symmetric_noise
 
 __all__ = [
     "CARDS_DIR", "DataCard", "UnknownDatasetError", "card_names", "load_card",
     "ChecksumError", "DataSchemaError", "ImageData", "MissingDataError", "balanced_subset", "cache_dir",
-    "load", "mirror_root", "sha256_file", "verify_split", "crop_flip", "normalize",
+    "load", "load_labels", "mirror_root", "sha256_file", "verify_split", "crop_flip", "normalize",
     "create_sampler", "longtail_subset", "shot_groups", "SegmentationData", "load_segmentation", "GraphData",
-    "load_planetoid",
+    "load_planetoid", "DOMAINS", "load_domain", "restrict_classes", "label_digest", "symmetric_noise",
 ]

@@ -307,6 +307,22 @@ def load(name: str, split: str, *, per_class: int | None = None, subset_seed: in
                      {**source, "rows": len(indices), "indices_sha256": digest})
 
 
+def load_labels(name: str, split: str) -> torch.Tensor:
+    """The labels of ``split`` of dataset ``name`` in row order, read without decoding any image (mirror files are
+    checked against the card first)."""
+    card = load_card(name)
+    _split_spec(card, split)
+    root = mirror_root()
+    if root is not None:
+        verify_split(card, split, root)
+    ds, _, label_col = _open_dataset(card, split, root)
+    labels = torch.as_tensor(ds[label_col], dtype=torch.long)
+    expected_rows = _split_spec(card, split).get("rows")
+    if expected_rows is not None and len(labels) != expected_rows:
+        raise DataSchemaError(f"{card.name}/{split}: {len(labels)} rows but the card states {expected_rows}")
+    return labels
+
+
 def _decode_checked(card: DataCard, split: str, ds, image_col: str, label_col: str) -> dict:
     images, labels, classes = _decode(ds, image_col, label_col)
     expected_rows = _split_spec(card, split).get("rows")

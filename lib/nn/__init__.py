@@ -1,5 +1,5 @@
 """Reusable layers, one file per mechanism: attention blocks and their factory, mobile blocks, context modules for
-dense prediction, graph layers, classifier re-balancing."""
+dense prediction, graph layers, classifier re-balancing, domain adaptation."""
 from .attention import ATTENTION_LAYERS, attention_names, attention_params, check_attention_name, create_attention
 from .cbam import CBAM, cbam_params
 from .coord_attention import CoordAttention, coord_attention_params
@@ -12,11 +12,15 @@ from .pyramid_pooling import PyramidPooling
 from .gcn import GCN
 from .dagnn import DAGNN
 from .decoupling import FrozenBackboneClassifier, LWSClassifier, NCMClassifier, TauNormClassifier
+from .ibn import IBN, IBN_TYPES
+from .domain_adaptation import (DANN, BlackBoxPredictor, DomainDiscriminator, GradientReversal, dann_coefficient, domain_loss,
+                                grad_reverse)
 
 __all__ = [
     "ClassicResidual", "InvertedResidual", "SandglassBlock", "MixedPoolingModule", "StripPoolingModule",
     "PyramidPooling", "GCN", "DAGNN", "FrozenBackboneClassifier", "LWSClassifier", "NCMClassifier",
-    "TauNormClassifier",
+    "TauNormClassifier", "IBN", "IBN_TYPES", "DANN", "BlackBoxPredictor", "DomainDiscriminator", "GradientReversal", "dann_coefficient",
+    "domain_loss", "grad_reverse",
     "ATTENTION_LAYERS",
     "CBAM",
     "CoordAttention",

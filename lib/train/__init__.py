@@ -30,6 +30,17 @@ Four hooks let a chapter change one part of the recipe and keep everything else 
 * ``evaluator(model, test, mean, std, accelerator, config) -> {"test_...": value}`` — other test metrics
   (mIoU, per-class IoU, ...).
 
+One optional stream feeds methods that also learn from unlabelled images (domain adaptation, semi-supervised
+learning): ``fit(..., unlabeled=data)`` draws, at every step, a batch of ``config.batch_size`` images of
+``data`` and passes it to the criterion as ``criterion(model, x, labels, progress, unlabeled=x_u)``. Its order
+and augmentation come from a generator of their own, seeded by ``(seed, epoch)`` (``lib.data.streams``), so
+the labelled stream is exactly what it is without ``unlabeled`` and arms stay paired; each epoch walks through
+a fresh permutation of ``data``, then another, as often as the epoch needs (so a batch that straddles two
+permutations of a small set can hold an image twice). The images go through the same ``augment`` hook, with
+labels ``-1`` (an image-only augmentation ignores them; a joint image/mask one cannot be used on this stream),
+and are normalised with the *training* set's channel statistics; their labels are never read. The checkpoint
+records which unlabelled set a run trained with, and a resume with another one is refused.
+
 With several processes (``accelerate launch``) each global batch is split across processes, the
 gradients are averaged by DDP, and the metrics are summed across processes.
 """
@@ -56,6 +67,7 @@ from accelerate.utils import set_seed
 from filelock import FileLock, Timeout
 
 from ..data import ImageData, crop_flip, normalize
+from ..data.streams import stream_generator
 
 
 @dataclass
@@ -297,12 +309,14 @@ def evaluate(model, data: ImageData, mean: torch.Tensor, std: torch.Tensor, *, b
 
 def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: TrainConfig, *, seed: int,
         run_dir: str | os.PathLike | None = None, label: str = "", progress: str | bool = "auto",
-        accelerator: Accelerator | None = None, criterion=None, sampler=None, augment=None, evaluator=None) -> dict:
+        accelerator: Accelerator | None = None, criterion=None, sampler=None, augment=None, evaluator=None,
+        unlabeled: ImageData | None = None) -> dict:
     """Train ``model`` on ``train``, evaluate on ``test``; checkpoint to ``run_dir`` and resume from it.
 
     ``train`` and ``test`` need ``.images`` (uint8 ``N, C, H, W``), ``.labels`` (class ids ``N`` or masks
     ``N, H, W``), ``len()`` and ``.channel_stats()``. ``criterion``, ``sampler``, ``augment`` and ``evaluator``
-    replace cross-entropy, the shuffled epoch, crop + flip and the top-1 evaluation (module docstring).
+    replace cross-entropy, the shuffled epoch, crop + flip and the top-1 evaluation; ``unlabeled`` adds a stream of
+    unlabelled batches for the criterion (module docstring).
 
     Returns ``{"metrics": {...}, "history": [per-epoch dicts], "wall_time_s", "train_images_per_s",
     "resumed_from_epoch"}``. ``metrics`` holds the last evaluation's ``test_*`` values (by default
@@ -314,11 +328,31 @@ def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: Train
     with _RunLock(run_dir if accelerator.is_main_process else None, label):
         return _fit(model, train, test, config, seed=seed, run_dir=run_dir, label=label, progress=progress,
                     accelerator=accelerator, criterion=criterion, sampler=sampler, augment=augment,
-                    evaluator=evaluator)
+                    evaluator=evaluator, unlabeled=unlabeled)
+
+
+def _unlabeled_key(unlabeled: ImageData | None) -> str | None:
+    """What identifies the unlabelled set in a checkpoint: its size, name, split and the sha256 of its images."""
+    if unlabeled is None:
+        return None
+    import hashlib
+    import json
+    digest = hashlib.sha256(unlabeled.images.contiguous().numpy().tobytes()).hexdigest()
+    return json.dumps({"rows": len(unlabeled), "name": unlabeled.name, "split": unlabeled.split,
+                       "images_sha256": digest}, sort_keys=True)
+
+
+def unlabeled_order(count: int, seed: int, epoch: int, needed: int) -> tuple[torch.Tensor, torch.Generator]:
+    """Indices of the unlabelled images for one epoch (fresh permutations, concatenated until ``needed``) and the
+    generator that then draws their augmentation: both functions of ``(seed, epoch)`` only."""
+    generator = stream_generator("unlabeled", seed, epoch)
+    rounds = -(-needed // count)
+    order = torch.cat([torch.randperm(count, generator=generator) for _ in range(rounds)])[:needed]
+    return order, generator
 
 
 def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progress, accelerator, criterion,
-         sampler, augment, evaluator) -> dict:
+         sampler, augment, evaluator, unlabeled=None) -> dict:
     start_wall = time.perf_counter()
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
     if config.batch_size % world:
@@ -327,6 +361,12 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
     steps_per_epoch = per_epoch // config.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"{per_epoch} training examples per epoch are fewer than one batch of {config.batch_size}")
+    if unlabeled is not None and criterion is None:
+        raise ValueError("fit(unlabeled=...) needs a criterion that uses the unlabelled batches; "
+                         "cross-entropy alone would ignore them")
+    if unlabeled is not None and (len(unlabeled) < 1 or unlabeled.images.shape[1:] != train.images.shape[1:]):
+        raise ValueError(f"unlabeled images must be non-empty and shaped like the training images "
+                         f"{tuple(train.images.shape[1:])}, got {len(unlabeled)} of {tuple(unlabeled.images.shape[1:])}")
     if criterion is None:
         criterion = _cross_entropy(config.label_smoothing)
     if augment is None and config.augment:
@@ -353,6 +393,9 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
         state = load_checkpoint(checkpoint)
         if not _same_config(state["config"], config) or state["seed"] != seed:
             raise ValueError(f"checkpoint {checkpoint} was written by another configuration or seed; "
+                             f"delete it or choose another run_dir")
+        if state.get("unlabeled") != _unlabeled_key(unlabeled):
+            raise ValueError(f"checkpoint {checkpoint} was written with another unlabelled set (or none); "
                              f"delete it or choose another run_dir")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -381,6 +424,8 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
         tick = time.perf_counter()
         generator = epoch_generator(seed, epoch)
         order = sampler(generator, epoch) if sampler is not None else torch.randperm(len(train), generator=generator)
+        if unlabeled is not None:
+            u_order, u_generator = unlabeled_order(len(unlabeled), seed, epoch, steps_per_epoch * config.batch_size)
         totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, examples, correct, labels
         for step in range(steps_per_epoch):
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
@@ -392,9 +437,16 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
             x = normalize(images, mean, std)
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
+            extra = {}
+            if unlabeled is not None:
+                u_images = unlabeled.images[u_order[step * config.batch_size:(step + 1) * config.batch_size]]
+                if augment is not None:
+                    u_images, _ = augment(u_images, torch.full((len(u_images),), -1, dtype=torch.long), u_generator)
+                u_x = normalize(u_images[rank * local:(rank + 1) * local].to(device, non_blocking=True), mean, std)
+                extra["unlabeled"] = u_x.contiguous(memory_format=torch.channels_last) if config.channels_last else u_x
             with training_autocast(config.precision, device):
                 loss, logits = criterion(model, x, labels,
-                                         (epoch * steps_per_epoch + step) / (config.epochs * steps_per_epoch))
+                                         (epoch * steps_per_epoch + step) / (config.epochs * steps_per_epoch), **extra)
             loss = loss.float()
             value = loss.item()
             if initial_loss is None:
@@ -434,7 +486,8 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
                           "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
                           "epoch": epoch, "history": history, "config": asdict(config), "seed": seed,
                           "criterion": criterion.state_dict() if stateful else None,
-                          "initial_loss": initial_loss, "segments": segments}, checkpoint)
+                          "initial_loss": initial_loss, "segments": segments,
+                          "unlabeled": _unlabeled_key(unlabeled)}, checkpoint)
         accelerator.wait_for_everyone()
     if bar is not None:
         bar.close()

@@ -26,5 +26,6 @@ def test_two_processes_match_one_process(tmp_path):
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
         assert a["train_acc"] == pytest.approx(b["train_acc"], abs=1e-9)
     assert one["metrics"]["test_loss"] == pytest.approx(two["metrics"]["test_loss"], abs=1e-5)
+    assert len(two["dann_losses"]) == 2 and all(v == v for v in two["dann_losses"])   # DANN ran, weight 0 too
     # only the main process writes the checkpoint
     assert (tmp_path / "two.json.ckpt" / "checkpoint.pt").is_file()
