@@ -61,9 +61,10 @@ def _iv(v: dict) -> str:
 def examples() -> str:
     out: list[str] = []
     # 1. two-sided test: the word agrees with the interval
-    mn = _chapter("mobilenetv2", ignore_gates=True)["linear-beats-relu6-bottleneck"]
-    v1 = _v1("mobilenetv2", "linear", "relu6")
-    out += ["**Two-sided tests, so the word agrees with the interval** (MobileNetV2, `linear-beats-relu6-bottleneck`, "
+    mn = _chapter("decoupling-lt", ignore_gates=True)["ib-representation-best-crt-if100"]
+    v1 = _v1("decoupling-lt", "ib+crt@if100", "cb+crt@if100")
+    out += ["**Two-sided tests, so the word agrees with the interval** (decoupling, `ib-representation-best-crt-if100`: "
+            "cRT on the instance-balanced vs the class-balanced backbone, "
             f"committed runs, regime gate set aside). Method v1's one-sided p = {v1.p_claimed:.3g} said "
             f"*{'reproduced' if v1.p_claimed < 0.05 else 'inconclusive'}* beside a two-sided 95 % interval "
             f"[{v1.ci_low:+.2f}, {v1.ci_high:+.2f}] that {'covers' if v1.ci_low <= 0 <= v1.ci_high else 'excludes'} 0. Method v2's two-sided p = {mn['stats']['p_raw']:.3g} "
