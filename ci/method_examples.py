@@ -58,6 +58,11 @@ def _iv(v: dict) -> str:
     return f"[{s['ci_low']:+.2f}, {s['ci_high']:+.2f}] at {100 * s['ci_level']:.4g} %"
 
 
+def _word(v: dict) -> str:
+    """The verdict word with its annotation, when it has one."""
+    return v["outcome"] + (f", {v['annotation']}" if v.get("annotation") else "")
+
+
 def examples() -> str:
     out: list[str] = []
     # 1. two-sided test: the word agrees with the interval
@@ -104,17 +109,17 @@ def examples() -> str:
             f"{tau['stats']['holm_family']}): it covers 0, so no effect is detected, and its upper end lies below the "
             f"paper's {tau['stats']['paper_effect']:+.1f} ({setting['paper']}) — the paper's effect is excluded "
             f"at this scale ({setting['reduced']}): *{tau['outcome']}*. With the same rules `ncm-beats-joint-if100` "
-            f"({_iv(ncm)}, paper {ncm['stats']['paper_effect']:+.1f}) is *{ncm['outcome']}, {ncm['annotation']}* and "
+            f"({_iv(ncm)}, paper {ncm['stats']['paper_effect']:+.1f}) is *{_word(ncm)}* and "
             f"`lws-beats-joint-if100` ({_iv(lws)}, paper {lws['stats']['paper_effect']:+.1f}) is "
-            f"*{lws['outcome']}, {lws['annotation']}*.", ""]
+            f"*{_word(lws)}*.", ""]
     # 4. inconclusive: this scale could not tell
     se = ca["ca-beats-se"]
     out += ["**This scale could not tell** (`ca-beats-se`, gate set aside): interval "
             f"{_iv(se)} covers both 0 and the paper's {se['stats']['paper_effect']:+.2f}, and the MDE is "
-            f"{se['stats']['mde']:.2f}: *{se['outcome']}, {se['annotation']}*.", ""]
+            f"{se['stats']['mde']:.2f}: *{_word(se)}*.", ""]
     # 5. contradicted
-    sp = _chapter("strip-pooling", ignore_gates=True)["spm-improves-miou"]
-    out += ["**Contradicted** (strip pooling, `spm-improves-miou`, gate set aside): effect on mIoU "
+    sp = _chapter("isda")["isda-beats-ce"]
+    out += ["**Contradicted** (ISDA, `isda-beats-ce`, its regime gate passed): effect on test accuracy "
             f"{sp['stats']['effect']:+.2f}, interval {_iv(sp)} lies below 0: *{sp['outcome']}*.", ""]
     # 6. non-inferiority against its margin
     b = [80.0, 81.0, 79.5, 80.5, 80.2]
