@@ -3,8 +3,9 @@
 A chapter that adds one arm to a bench another chapter already trained (same backbone, data, recipe and
 seeds) trains its new arm and the shared control, then compares against the committed results in three steps:
 
-1. ``same_setup``: the resolved parameters are equal except ``arms`` (and the record of overrides), and the
-   data files and subset indices have the same sha256 digests;
+1. ``same_setup``: the resolved parameters are equal except ``arms`` (and the record of overrides, and the
+   parameters that only each chapter's own methods read, which the chapter names), and the data files and
+   subset indices the shared arm reads have the same sha256 digests;
 2. ``same_control``: the freshly trained runs of the shared arm(s) are bit-identical, seed by seed, to the
    committed ones (``test_acc`` and ``train_loss`` compared with ``==``). On the same CPU and thread count
    the book's runs are deterministic, so equality shows that code, data order and augmentation draws are
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import subprocess
 from dataclasses import dataclass, field
 
 from .store import REPO_ROOT
@@ -42,31 +44,55 @@ def committed_results(slug: str, scale: str = "reduced", root: pathlib.Path = RE
     path = root / "papers" / slug / "results" / f"{scale}.json"
     if not path.is_file():
         raise FileNotFoundError(f"no committed results for chapter {slug!r} at scale {scale!r}: {path}")
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", str(path.relative_to(root))], cwd=root,
+                             capture_output=True, text=True, check=False)
+    if tracked.returncode != 0 and (root / ".git").exists():
+        # smoke results (and a user's own runs) are written beside the committed ones but are not the
+        # reference: a chapter that borrowed from them would depend on which other chapter ran first
+        raise FileNotFoundError(f"results for chapter {slug!r} at scale {scale!r} exist but are not committed: {path}")
     return json.loads(path.read_text())
 
 
-def bench_parameters(parameters: dict) -> dict:
-    """The parameters that define the bench: everything except the arms trained (and the overrides record)."""
-    return {k: v for k, v in parameters.items() if k not in IGNORED_PARAMETERS}
+def bench_parameters(parameters: dict, arm_parameters: tuple[str, ...] = ()) -> dict:
+    """The parameters that define the bench: everything except the arms trained (and the overrides record)
+    and ``arm_parameters``, the parameters only the chapter's own methods read (see ``same_setup``)."""
+    return {k: v for k, v in parameters.items() if k not in (*IGNORED_PARAMETERS, *arm_parameters)}
 
 
-def same_setup(parameters: dict, data: dict, reference: dict) -> BenchCheck:
+def same_setup(parameters: dict, data: dict, reference: dict, arm_parameters: tuple[str, ...] = (),
+               splits: tuple[str, ...] | None = None) -> BenchCheck:
     """Step 1: parameters equal except ``arms``; data files and subset indices with the same digests.
 
     ``parameters`` is ``Parameters.as_dict()``, ``data`` the ``{dataset: {split: source}}`` given to
     ``Chapter.report``; ``reference`` a results dict (``committed_results``).
+
+    Two chapters on one bench that test different methods (a loss bench: ISDA's ``lambda0`` in one, label
+    smoothing's mass in the other) have parameters that only their own arms read. ``arm_parameters`` names
+    them; they are left out on both sides, and every other parameter that one side has and the other lacks is
+    a difference. ``splits`` names the data splits the shared arm reads (default: every split of either side),
+    so that a split only the other arms use (a noisy-label copy, a low-data subset) is not compared. What this
+    step leaves out, step 2 covers: the shared arm's runs must still be bit-identical.
     """
+    unknown = [k for k in arm_parameters if k in IGNORED_PARAMETERS]
+    if unknown:
+        raise ValueError(f"arm_parameters {unknown} are always ignored; name only the methods' own parameters")
     reasons = []
-    mine, theirs = bench_parameters(parameters), bench_parameters(reference["parameters"])
+    mine = bench_parameters(parameters, arm_parameters)
+    theirs = bench_parameters(reference["parameters"], arm_parameters)
     for key in sorted(set(mine) | set(theirs)):
         if mine.get(key, "<absent>") != theirs.get(key, "<absent>"):
             reasons.append(f"parameter {key}: {mine.get(key, '<absent>')!r} here, "
                            f"{theirs.get(key, '<absent>')!r} in {reference['chapter']}")
     digests = ("files_sha256", "indices_sha256", "rows")
     for dataset in sorted(set(data) | set(reference.get("data", {}))):
-        for split in sorted(set(data.get(dataset, {})) | set(reference.get("data", {}).get(dataset, {}))):
+        names = set(data.get(dataset, {})) | set(reference.get("data", {}).get(dataset, {}))
+        for split in sorted(names if splits is None else set(splits)):
             a = data.get(dataset, {}).get(split, {})
             b = reference.get("data", {}).get(dataset, {}).get(split, {})
+            if not a or not b:
+                reasons.append(f"data {dataset}/{split}: {'absent' if not a else 'present'} here, "
+                               f"{'absent' if not b else 'present'} in {reference['chapter']}")
+                continue
             for key in digests:
                 if a.get(key) != b.get(key):
                     reasons.append(f"data {dataset}/{split} {key}: {a.get(key)!r} here, {b.get(key)!r} in "
