@@ -388,13 +388,14 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
     history: list[dict] = []
     first_epoch = 0
     checkpoint = pathlib.Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
+    unlabeled_key = _unlabeled_key(unlabeled) if checkpoint is not None else None   # hashed once per run
     initial_loss, segments = None, []
     if checkpoint is not None and checkpoint.is_file():
         state = load_checkpoint(checkpoint)
         if not _same_config(state["config"], config) or state["seed"] != seed:
             raise ValueError(f"checkpoint {checkpoint} was written by another configuration or seed; "
                              f"delete it or choose another run_dir")
-        if state.get("unlabeled") != _unlabeled_key(unlabeled):
+        if state.get("unlabeled") != unlabeled_key:
             raise ValueError(f"checkpoint {checkpoint} was written with another unlabelled set (or none); "
                              f"delete it or choose another run_dir")
         model.load_state_dict(state["model"])
@@ -487,7 +488,7 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
                           "epoch": epoch, "history": history, "config": asdict(config), "seed": seed,
                           "criterion": criterion.state_dict() if stateful else None,
                           "initial_loss": initial_loss, "segments": segments,
-                          "unlabeled": _unlabeled_key(unlabeled)}, checkpoint)
+                          "unlabeled": unlabeled_key}, checkpoint)
         accelerator.wait_for_everyone()
     if bar is not None:
         bar.close()
