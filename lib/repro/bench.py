@@ -40,17 +40,24 @@ class BenchCheck:
 
 
 def committed_results(slug: str, scale: str = "reduced", root: pathlib.Path = REPO_ROOT) -> dict:
-    """The committed ``papers/<slug>/results/<scale>.json`` (never the nightly redirect of ``Chapter``)."""
-    path = root / "papers" / slug / "results" / f"{scale}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no committed results for chapter {slug!r} at scale {scale!r}: {path}")
-    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", str(path.relative_to(root))], cwd=root,
-                             capture_output=True, text=True, check=False)
-    if tracked.returncode != 0 and (root / ".git").exists():
-        # smoke results (and a user's own runs) are written beside the committed ones but are not the
-        # reference: a chapter that borrowed from them would depend on which other chapter ran first
-        raise FileNotFoundError(f"results for chapter {slug!r} at scale {scale!r} exist but are not committed: {path}")
-    return json.loads(path.read_text())
+    """The committed ``papers/<slug>/results/<scale>.json`` as it is in ``HEAD`` (never the nightly redirect of
+    ``Chapter``, never a working copy a later run has overwritten; outside a git checkout, the file itself).
+
+    Results written beside the committed ones but never committed (smoke results, a user's own runs) are not a
+    reference: a chapter that borrowed from them would depend on which other chapter ran first.
+    """
+    rel = pathlib.PurePosixPath("papers", slug, "results", f"{scale}.json")
+    if not (root / ".git").exists():
+        path = root / rel
+        if not path.is_file():
+            raise FileNotFoundError(f"no committed results for chapter {slug!r} at scale {scale!r}: {path}")
+        return json.loads(path.read_text())
+    shown = subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=root, capture_output=True, text=True, check=False)
+    if shown.returncode != 0:
+        state = "exist but are not committed" if (root / rel).is_file() else "do not exist"
+        raise FileNotFoundError(f"no committed results for chapter {slug!r} at scale {scale!r}: {rel} {state} "
+                                f"in HEAD")
+    return json.loads(shown.stdout)
 
 
 def bench_parameters(parameters: dict, arm_parameters: tuple[str, ...] = ()) -> dict:
@@ -115,10 +122,14 @@ def same_control(runs: list[dict], reference: dict, arms: list[str] | tuple[str,
         if key not in theirs:
             reasons.append(f"{run['arm']} seed {run['seed']}: no such run in {reference['chapter']}")
             continue
-        for metric in metrics:
-            a, b = run["metrics"][metric], theirs[key]["metrics"][metric]
-            if a != b:
-                reasons.append(f"{run['arm']} seed {run['seed']} {metric}: {a!r} here, {b!r} in {reference['chapter']}")
+        differs = [f"{metric}: {run['metrics'][metric]!r} here, {theirs[key]['metrics'][metric]!r} in "
+                   f"{reference['chapter']}" for metric in metrics
+                   if run["metrics"][metric] != theirs[key]["metrics"][metric]]
+        if differs:
+            threads = [sorted({seg.get("threads") for seg in r.get("segments") or []}) for r in (run, theirs[key])]
+            hint = (f" (trained with {threads[0]} threads here, {threads[1]} there: bit-identity needs the same "
+                    "thread count)" if threads[0] != threads[1] else "")
+            reasons.append(f"{run['arm']} seed {run['seed']} " + "; ".join(differs) + hint)
         compared += 1
     if compared == 0 and not reasons:
         reasons.append(f"no runs of {list(arms)} to compare")

@@ -407,8 +407,12 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
         history, first_epoch = state["history"], state["epoch"] + 1
         initial_loss, segments = state.get("initial_loss"), state.get("segments", [])
     threads = torch.get_num_threads()
-    if first_epoch < config.epochs:   # one segment per uninterrupted stretch of epochs, with its thread count
-        segments = [*segments, {"first_epoch": first_epoch, "threads": threads}]
+    if first_epoch < config.epochs:   # one segment per uninterrupted stretch of epochs: its thread count and the
+        from ..repro.store import git_state   # checkout that trained it (a resumed run may span two commits)
+
+        checkout = git_state(["lib"])
+        segments = [*segments, {"first_epoch": first_epoch, "threads": threads, "commit": checkout["commit"],
+                                "lib_modified": checkout["dirty"]}]
 
     model, optimizer = accelerator.prepare(model, optimizer)
     show = accelerator.is_main_process and (progress is True or (progress == "auto" and sys.stderr.isatty()))

@@ -73,7 +73,10 @@ def test_same_control_needs_bit_identical_runs_of_the_shared_arm():
     assert check.ok and check.details["runs_compared"] == 1
     ours[0]["metrics"]["train_loss"] = 0.5 + 1e-12
     check = same_control(ours, ref, arms=["ce"])
-    assert not check.ok and "train_loss" in check.reasons[0]
+    assert not check.ok and "train_loss" in check.reasons[0] and "threads" not in check.reasons[0]
+    ours[0]["segments"] = [{"first_epoch": 0, "threads": 2}]
+    ref["runs"][0]["segments"] = [{"first_epoch": 0, "threads": 1}]
+    assert "[2] threads here, [1] there" in same_control(ours, ref, arms=["ce"]).reasons[0]
     assert not same_control(ours[1:], ref, arms=["ce"]).ok                    # nothing compared is not a pass
     failed = [{"arm": "ce", "seed": 0, "status": "failed", "metrics": {}}]
     assert same_control(failed, ref, arms=["ce"]).reasons == ["ce seed 0: failed here"]
@@ -82,10 +85,11 @@ def test_same_control_needs_bit_identical_runs_of_the_shared_arm():
 
 
 def test_borrow_marks_origin_and_refuses_missing_seeds():
-    got = borrow(reference(), ["ce"], [1, 2])
+    ref = reference()
+    got = borrow(ref, ["ce"], [1, 2])
     assert [(r["arm"], r["seed"]) for r in got] == [("ce", 1), ("ce", 2)]
     assert all(r["borrowed_from"] == {"chapter": "isda", "scale": "reduced", "commit": "c0ffee"} for r in got)
-    assert "borrowed_from" not in reference()["runs"][2]                     # the reference is not modified
+    assert not any("borrowed_from" in r for r in ref["runs"])                # the reference is not modified
     with pytest.raises(KeyError, match=r"\('ce', 5\)"):
         borrow(reference(), ["ce"], [1, 5])
 
@@ -98,13 +102,24 @@ def test_only_committed_results_are_a_reference(tmp_path):
 
     git = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
     git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "root")
     results = tmp_path / "papers" / "isda" / "results"
     results.mkdir(parents=True)
     (results / "reduced.json").write_text(json.dumps(reference()))
     (results / "smoke.json").write_text(json.dumps(reference()))
-    git("add", "papers/isda/results/reduced.json")
-    assert committed_results("isda", "reduced", root=tmp_path)["chapter"] == "isda"
-    with pytest.raises(FileNotFoundError, match="not committed"):          # written by a run, never committed
+    (results / "full.json").write_text(json.dumps(reference()))
+    git("add", "papers/isda/results/reduced.json", "papers/isda/results/full.json")
+    with pytest.raises(FileNotFoundError, match="exist but are not committed"):   # staged is not committed
+        committed_results("isda", "reduced", root=tmp_path)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "results")
+    assert committed_results("isda", "reduced", root=tmp_path)["git_commit"] == "c0ffee"
+    (results / "reduced.json").write_text(json.dumps(reference(git_commit="rerun")))   # overwritten by a later run
+    assert committed_results("isda", "reduced", root=tmp_path)["git_commit"] == "c0ffee"   # HEAD's, not the copy
+    with pytest.raises(FileNotFoundError, match="smoke.json exist but are not committed"):
         committed_results("isda", "smoke", root=tmp_path)
-    with pytest.raises(FileNotFoundError, match="no committed results"):
-        committed_results("isda", "full", root=tmp_path)
+    with pytest.raises(FileNotFoundError, match="do not exist"):
+        committed_results("isda", "nightly", root=tmp_path)
+    outside = tmp_path / "copy"                                               # a lib copied out of any checkout
+    (outside / "papers" / "isda" / "results").mkdir(parents=True)
+    (outside / "papers" / "isda" / "results" / "reduced.json").write_text(json.dumps(reference()))
+    assert committed_results("isda", "reduced", root=outside)["chapter"] == "isda"
