@@ -563,8 +563,8 @@ LOSSES_ANCHOR = "isda"                    # the chapter whose reduced main regim
 LOSSES_CONTROL = "ce"
 # arm-name suffixes that mark another training set on the same recipe: each gets its own table
 LOSSES_REGIMES = (("", "Clean labels, the bench's training subset"),
-                  ("-noisy", "40 % symmetric label noise on the same training images"),
-                  ("-small", "Low-data regime: a tenth of the training subset, four times the epochs"))
+                  ("-noisy", "Symmetric label noise on the same training images"),
+                  ("-small", "Low-data regime"))
 
 
 def losses_bench_members(results: list[dict], anchor: str = LOSSES_ANCHOR) -> list[dict]:
@@ -579,6 +579,20 @@ def losses_bench_members(results: list[dict], anchor: str = LOSSES_ANCHOR) -> li
               and ((r.get("bench") or {}).get("reference") or {}).get("chapter") == anchor
               and (r.get("bench") or {}).get("paired") is True]
     return [chosen[anchor], *others]
+
+
+def _result_commit(result: dict) -> str | None:
+    return (result.get("git") or {}).get("commit") or result.get("git_commit")
+
+
+def stale_members(members: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(current, stale): a member whose bench check was made against another results file of the anchor than the
+    one the page shows (the anchor was re-run since) is stale until it is re-run against the current one."""
+    anchor = _result_commit(members[0]) if members else None
+    current, stale = members[:1], []
+    for r in members[1:]:
+        (current if (r.get("bench") or {}).get("reference", {}).get("commit") == anchor else stale).append(r)
+    return current, stale
 
 
 def _median(values: list[float]) -> float | None:
@@ -609,13 +623,15 @@ def losses_bench_rows(members: list[dict]) -> list[dict]:
             mean, low, high = stats_mod.mean_ci(values)
             speed = lambda a: _median([float(x["train_images_per_s"]) for x in own  # noqa: E731
                                        if x["arm"] == a and x.get("train_images_per_s")])
-            control = speed(LOSSES_CONTROL + suffix) or speed(LOSSES_CONTROL)
-            mine = speed(arm)
+            control_arm = LOSSES_CONTROL + suffix if speed(LOSSES_CONTROL + suffix) else LOSSES_CONTROL
+            control, mine = speed(control_arm), speed(arm)
+            n_control = sum(1 for x in own if x["arm"] == control_arm and x.get("train_images_per_s"))
             rows.append({"arm": arm, "regime": suffix, "chapter": r["_slug"], "seeds": len(values), "mean": mean,
                          "low": low, "high": high,
                          "train_acc": _median([float(x["metrics"]["train_acc"]) for x in runs
                                                if x["metrics"].get("train_acc") is not None]),
-                         "time_ratio": control / mine if control and mine else None})
+                         "time_ratio": control / mine if control and mine else None, "control_runs": n_control,
+                         "control_arm": control_arm})
     return rows
 
 
@@ -665,27 +681,45 @@ def build_losses_bench_page(root: str | pathlib.Path = ROOT) -> str:
         "trained it; runs a chapter paired from another (marked `borrowed_from`) are not counted twice.",
         "",
     ]
+    members, stale = stale_members(members)
+    if stale:
+        parts += ["Not shown: " + ", ".join(_chapter_link(root, r["_slug"], titles.get(r["_slug"], r["_slug"]))
+                                           for r in stale)
+                  + f" checked their runs against an earlier results file of the `{LOSSES_ANCHOR}` chapter than the "
+                  "one this page reads; they rejoin the bench when re-executed against it.", ""]
     rows = losses_bench_rows(members)
     link = {r["_slug"]: _chapter_link(root, r["_slug"], titles.get(r["_slug"], r["_slug"])) for r in members}
+    notes = {"-noisy": "The training accuracy of these arms is agreement with the noisy labels they were trained on.",
+             "-small": ""}
+    if p.get("small_train_per_class") and p.get("train_per_class") and p.get("small_epochs") and p.get("epochs"):
+        notes["-small"] = (f"{p['small_train_per_class']} training images per class "
+                           f"({p['small_train_per_class'] / p['train_per_class']:.0%} of the bench's subset) for "
+                           f"{p['small_epochs']} epochs. ")
+    notes["-small"] += (f"This regime is the `{LOSSES_ANCHOR}` chapter's own: the bench check covers the main "
+                        "subset only, so only arms trained in that chapter appear here.")
     for suffix, heading in LOSSES_REGIMES:
-        group = [row for row in rows if row["regime"] == suffix]
+        group = [row for row in rows if row["regime"] == suffix
+                 and (suffix != "-small" or row["chapter"] == LOSSES_ANCHOR)]
         if not group:
             continue
         table_rows = [[f"`{row['arm']}`", f"{row['mean']:.2f}",
                        f"[{row['low']:.2f}, {row['high']:.2f}]" if row["low"] == row["low"] else "n/a", row["seeds"],
                        f"{row['train_acc']:.1f}" if row["train_acc"] is not None else None,
-                       f"{row['time_ratio']:.2f}×" if row["time_ratio"] is not None else None, link[row["chapter"]]]
+                       (f"{row['time_ratio']:.2f}× ({row['control_runs']} {row['control_arm']} run{'s' * (row['control_runs'] != 1)})"
+                        if row["time_ratio"] is not None else None), link[row["chapter"]]]
                       for row in group]
-        parts += [f"## {heading}", "",
+        parts += [f"## {heading}", ""] + ([notes[suffix], ""] if notes.get(suffix) else []) + [
                   table(["arm", "test accuracy (%)", "95% CI", "seeds", "training accuracy (%), median",
                          "time per image vs ce", "trained by"], table_rows), ""]
     parts += [
-        "Test accuracy: mean over seeds with the two-sided 95 % t-interval; training accuracy: on the augmented "
-        "batches of the last epoch, median over seeds. Time per image vs ce: the median training throughput of the "
-        "same chapter's own cross-entropy runs divided by the arm's (1.00× = no extra cost; both measured in one "
-        "execution, two runs sharing the CPU), so it is a ratio within a chapter, never across chapters. Every arm "
-        "has the control's network: the losses change training only. Per-claim tests (paired, two-sided, "
-        "Holm-adjusted) are in the chapters.",
+        "Test accuracy: mean over seeds with the two-sided 95 % t-interval of that arm alone; the arms are paired "
+        "by seed, so compare them by the paired tests in the chapters (two-sided, Holm-adjusted), not by whether "
+        "these intervals overlap. Training accuracy: the running accuracy on the augmented batches of the last "
+        "epoch, in train mode, median over seeds. Time per image vs ce: the median training throughput of the same "
+        "chapter's own cross-entropy runs (their count in brackets) divided by the arm's median (1.00× = no extra "
+        "cost); both come from one execution of that chapter, so it is a ratio within a chapter, never across "
+        "chapters, and with one cross-entropy run it is a rough figure. Every arm has the control's network: the "
+        "losses change training only.",
         "",
         "## Sources",
         "",
@@ -697,7 +731,7 @@ def build_losses_bench_page(root: str | pathlib.Path = ROOT) -> str:
         checks = (r.get("bench") or {}).get("checks") or []
         check = ("; ".join(f"{c.get('name')}: {'passed' if c.get('ok') else 'failed'}" for c in checks)
                  if checks else None)
-        commit = (r.get("git") or {}).get("commit") or r.get("git_commit")
+        commit = _result_commit(r)
         source_rows.append([link[r["_slug"]], f"`{r['_file']}`", ", ".join(own) or None, ", ".join(borrowed) or None,
                             check, f"`{str(commit)[:10]}`" if commit else None])
     parts += [table(["chapter", "results file", "arms trained", "arms borrowed", "bench check", "commit"],
