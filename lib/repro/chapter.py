@@ -490,7 +490,7 @@ class Chapter:
             if log is not None:
                 log(line)
 
-        if workers > 1 and len(jobs) > 1:
+        if workers > 1 and jobs:   # even one job left (a resumed execution): the thread count of its siblings
             global _RUN_ONE
             _RUN_ONE = run_one   # inherited by the forked workers: no pickling of notebook closures
             _run_parallel(jobs, workers, max(1, _cpus() // workers), finish)
