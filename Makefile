@@ -12,15 +12,27 @@ PIP_CONSTRAINT_FILE := constraints.txt
 PAPER ?=
 SCALE ?= reduced
 PROCS ?= 1
+# make sweep: the cluster engine and, for SLURM, the per-job resources (empty: ci/sweep.py's defaults)
+LAUNCHER ?= local
+PARTITION ?=
+GPUS_PER_JOB ?=
+NODES_PER_JOB ?=
+CPUS_PER_TASK ?=
+TIME_LIMIT ?=
+MEM_GB ?=
+ARRAY_PARALLELISM ?=
+PARALLEL ?=
 # pytest-xdist workers for make test: one per core, each test process (and chapter kernel) one torch thread
 TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(len(os.sched_getaffinity(0)))')
 
-.PHONY: book test chapter rejudge nightly bench new-chapter lock pages serve clean help
+.PHONY: book test chapter sweep rejudge nightly bench new-chapter lock pages serve clean help
 
 help:
 	@echo "make book                  build the book into _build/html (creates $(VENV) on first use)"
 	@echo "make test                  the book build, unit tests, every chapter once at smoke scale under nbval (parallel)"
 	@echo "make chapter PAPER=<slug> [SCALE=reduced|smoke|full]  execute a chapter with papermill"
+	@echo "make sweep PAPER=<slug> SCALE=full LAUNCHER=slurm|local [PARTITION= GPUS_PER_JOB= TIME_LIMIT= ...]"
+	@echo "                           one cluster job per (arm, seed) through submitit, then the chapter reports"
 	@echo "make rejudge PAPER=<slug>  re-execute a chapter on its committed runs (new verdict rules, no training)"
 	@echo "make nightly [ONLY=<slug>] [FORCE=1]  re-execute chapters at reduced scale, report drift"
 	@echo "make bench                 speed ratios of the training path -> bench/results.json, book/performance.md"
@@ -55,6 +67,14 @@ test: $(STAMP) book
 
 chapter: $(STAMP)
 	$(PY) ci/run_chapter.py $(PAPER) --scale $(SCALE) --procs $(PROCS) $(ARGS)
+
+# one submitit job per (arm, seed) (SLURM job arrays, or this machine), then the chapter executes and only reports
+SWEEP_FLAGS = $(if $(PARTITION),--partition $(PARTITION)) $(if $(GPUS_PER_JOB),--gpus-per-job $(GPUS_PER_JOB)) \
+  $(if $(NODES_PER_JOB),--nodes-per-job $(NODES_PER_JOB)) $(if $(CPUS_PER_TASK),--cpus-per-task $(CPUS_PER_TASK)) \
+  $(if $(TIME_LIMIT),--time $(TIME_LIMIT)) $(if $(MEM_GB),--mem-gb $(MEM_GB)) \
+  $(if $(ARRAY_PARALLELISM),--array-parallelism $(ARRAY_PARALLELISM)) $(if $(PARALLEL),--parallel $(PARALLEL))
+sweep: $(STAMP)
+	$(PY) ci/sweep.py $(PAPER) --scale $(SCALE) --launcher $(LAUNCHER) $(strip $(SWEEP_FLAGS)) $(ARGS)
 
 # re-judge a chapter on its committed runs (verdict rules changed, training did not): a run in the committed
 # results file is not trained again; only runs it lacks (e.g. newly pre-registered gate runs) are trained

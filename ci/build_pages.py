@@ -5,7 +5,9 @@
   ``papers/<slug>/results/*.json``: per-chapter counts of the papers' claims by verdict, and one forest plot
   per part of the book (``book/results-<part>.png``) with every statistical claim as a row;
 * ``book/attention-bench.md`` and ``book/attention-bench.png``, the attention bench: every arm trained on the
-  coordinate attention chapter's reduced setting, by any chapter, with accuracy and costs.
+  coordinate attention chapter's reduced setting, by any chapter, with accuracy and costs;
+* ``book/losses-bench.md``, the losses bench: every loss trained on the ISDA chapter's main reduced regime by a
+  chapter that passed the bench check against it, with accuracy, training accuracy and the extra time per image.
 
 Usage: ``python ci/build_pages.py [--root REPO_ROOT]``. The output is deterministic: the same inputs
 give byte-identical pages.
@@ -553,6 +555,190 @@ def build_attention_bench_page(root: str | pathlib.Path = ROOT, figure: pathlib.
     return "\n".join(parts)
 
 
+# --------------------------------------------------------------------------------------------
+# losses bench
+# --------------------------------------------------------------------------------------------
+
+LOSSES_ANCHOR = "isda"                    # the chapter whose reduced main regime is the losses bench
+LOSSES_CONTROL = "ce"
+# arm-name suffixes that mark another training set on the same recipe: each gets its own table
+LOSSES_REGIMES = (("", "Clean labels, the bench's training subset"),
+                  ("-noisy", "Symmetric label noise on the same training images"),
+                  ("-small", "Low-data regime"))
+
+
+def losses_bench_members(results: list[dict], anchor: str = LOSSES_ANCHOR) -> list[dict]:
+    """The anchor's newest reduced result, then every chapter whose newest reduced result records a passed bench
+    check against the anchor (``bench.reference.chapter`` is the anchor and ``bench.paired`` is true). Loss
+    chapters differ in their methods' parameters by design, so membership is what the identity check proved,
+    not parameter equality."""
+    chosen = _latest_per_chapter([r for r in results if r.get("scale") == DASHBOARD_SCALE])
+    if anchor not in chosen:
+        return []
+    others = [r for slug, r in chosen.items() if slug != anchor
+              and ((r.get("bench") or {}).get("reference") or {}).get("chapter") == anchor
+              and (r.get("bench") or {}).get("paired") is True]
+    return [chosen[anchor], *others]
+
+
+def _result_commit(result: dict) -> str | None:
+    return (result.get("git") or {}).get("commit") or result.get("git_commit")
+
+
+def stale_members(members: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(current, stale): a member whose bench check was made against another results file of the anchor than the
+    one the page shows (the anchor was re-run since) is stale until it is re-run against the current one."""
+    anchor = _result_commit(members[0]) if members else None
+    current, stale = members[:1], []
+    for r in members[1:]:
+        (current if (r.get("bench") or {}).get("reference", {}).get("commit") == anchor else stale).append(r)
+    return current, stale
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(values)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def losses_bench_rows(members: list[dict]) -> list[dict]:
+    """One row per arm (taken from the chapter that trained it, borrowed copies never counted twice): accuracy
+    over seeds and the time per training image relative to the same chapter's own cross-entropy runs
+    (median throughput of the control / median throughput of the arm; the control of the arm's regime where the
+    chapter trained it, else its clean-label control: the labels do not change the cost of a step)."""
+    stats_mod = _module_by_path("_book_repro_stats", ROOT / "lib" / "repro" / "stats.py")
+    rows, seen = [], set()
+    for r in members:
+        own = [run for run in r.get("runs") or [] if "borrowed_from" not in run and run.get("status", "ok") == "ok"]
+        order = list((r.get("parameters") or {}).get("arms") or []) + sorted({run["arm"] for run in own})
+        for arm in dict.fromkeys(order):
+            runs = sorted((run for run in own if run["arm"] == arm), key=lambda x: x["seed"])
+            if arm in seen or not runs:
+                continue
+            seen.add(arm)
+            suffix = next((s for s, _ in LOSSES_REGIMES if s and arm.endswith(s)), "")
+            values = [float(run["metrics"]["test_acc"]) for run in runs]
+            mean, low, high = stats_mod.mean_ci(values)
+            speed = lambda a: _median([float(x["train_images_per_s"]) for x in own  # noqa: E731
+                                       if x["arm"] == a and x.get("train_images_per_s")])
+            control_arm = LOSSES_CONTROL + suffix if speed(LOSSES_CONTROL + suffix) else LOSSES_CONTROL
+            control, mine = speed(control_arm), speed(arm)
+            n_control = sum(1 for x in own if x["arm"] == control_arm and x.get("train_images_per_s"))
+            rows.append({"arm": arm, "regime": suffix, "chapter": r["_slug"], "seeds": len(values), "mean": mean,
+                         "low": low, "high": high,
+                         "train_acc": _median([float(x["metrics"]["train_acc"]) for x in runs
+                                               if x["metrics"].get("train_acc") is not None]),
+                         "time_ratio": control / mine if control and mine else None, "control_runs": n_control,
+                         "control_arm": control_arm})
+    return rows
+
+
+def build_losses_bench_page(root: str | pathlib.Path = ROOT) -> str:
+    """Markdown of ``book/losses-bench.md``: every loss trained on the losses bench, by any chapter."""
+    root = pathlib.Path(root)
+    members = losses_bench_members(load_results(root))
+    titles = {str(e["id"]): str(e.get("title") or e["id"]) for e in load_catalogue(root)}
+    anchor_link = _chapter_link(root, LOSSES_ANCHOR, titles.get(LOSSES_ANCHOR, LOSSES_ANCHOR))
+    parts = [
+        "# Losses bench",
+        "",
+        "Losses and regularisers compared on one bench: the same network, data subset, recipe and seeds, whichever "
+        "chapter trained them. Every number on this page is read from the chapters' results files "
+        "`papers/<chapter>/results/reduced.json`.",
+        "",
+    ]
+    if not members:
+        parts += [f"No results yet: the `{LOSSES_ANCHOR}` chapter has no results file at the `{DASHBOARD_SCALE}` "
+                  "scale.", ""]
+        return "\n".join(parts)
+    p = members[0].get("parameters") or {}
+    gates = members[0].get("gate_measurements") or {}
+    plateau = gates.get(f"plateau-{LOSSES_CONTROL}") or {}
+    parts += [
+        "## Which runs belong to the bench",
+        "",
+        f"The bench is the main regime of the {anchor_link} chapter at the `{DASHBOARD_SCALE}` scale: "
+        f"{cell(p.get('dataset'))}, {cell(p.get('train_per_class'))} training and {cell(p.get('test_per_class'))} "
+        f"test images per class, ResNet-{cell(p.get('depth'))}, {cell(p.get('epochs'))} epochs, batch "
+        f"{cell(p.get('batch_size'))}, learning rate {cell(p.get('lr'))}, weight decay {cell(p.get('weight_decay'))}, "
+        f"{cell(p.get('precision'))}, {cell(p.get('seeds'))} seeds.",
+    ]
+    if plateau.get("values") and plateau.get("doubled_values"):
+        before = sum(plateau["values"]) / len(plateau["values"])
+        after = sum(plateau["doubled_values"]) / len(plateau["doubled_values"])
+        parts[-1] += (f" Its regime gate: cross-entropy's mean test accuracy moves by {after - before:+.2f} points from "
+                      f"{plateau.get('epochs')} to {plateau.get('doubled_epochs')} epochs "
+                      f"({len(plateau['values'])} seeds).")
+    parts += [
+        "",
+        "A chapter belongs to the bench when its results file records a passed bench check against this one "
+        "(`lib.repro.bench`): its parameters equal the bench's except the arms and the parameters only its own "
+        "methods read, its data subsets have the same digests, and its own cross-entropy run is bit-identical to "
+        "the committed one of the same seed. Seeds fix the initial weights, data order and augmentation draws, so "
+        "arms from different chapters are paired like arms of one chapter. Each arm is taken from the chapter that "
+        "trained it; runs a chapter paired from another (marked `borrowed_from`) are not counted twice.",
+        "",
+    ]
+    members, stale = stale_members(members)
+    if stale:
+        parts += ["Not shown: " + ", ".join(_chapter_link(root, r["_slug"], titles.get(r["_slug"], r["_slug"]))
+                                           for r in stale)
+                  + f" checked their runs against an earlier results file of the `{LOSSES_ANCHOR}` chapter than the "
+                  "one this page reads; they rejoin the bench when re-executed against it.", ""]
+    rows = losses_bench_rows(members)
+    link = {r["_slug"]: _chapter_link(root, r["_slug"], titles.get(r["_slug"], r["_slug"])) for r in members}
+    notes = {"-noisy": "The training accuracy of these arms is agreement with the noisy labels they were trained on.",
+             "-small": ""}
+    if p.get("small_train_per_class") and p.get("train_per_class") and p.get("small_epochs") and p.get("epochs"):
+        notes["-small"] = (f"{p['small_train_per_class']} training images per class "
+                           f"({p['small_train_per_class'] / p['train_per_class']:.0%} of the bench's subset) for "
+                           f"{p['small_epochs']} epochs. ")
+    notes["-small"] += (f"This regime is the `{LOSSES_ANCHOR}` chapter's own: the bench check covers the main "
+                        "subset only, so only arms trained in that chapter appear here.")
+    for suffix, heading in LOSSES_REGIMES:
+        group = [row for row in rows if row["regime"] == suffix
+                 and (suffix != "-small" or row["chapter"] == LOSSES_ANCHOR)]
+        if not group:
+            continue
+        table_rows = [[f"`{row['arm']}`", f"{row['mean']:.2f}",
+                       f"[{row['low']:.2f}, {row['high']:.2f}]" if row["low"] == row["low"] else "n/a", row["seeds"],
+                       f"{row['train_acc']:.1f}" if row["train_acc"] is not None else None,
+                       (f"{row['time_ratio']:.2f}× ({row['control_runs']} {row['control_arm']} run{'s' * (row['control_runs'] != 1)})"
+                        if row["time_ratio"] is not None else None), link[row["chapter"]]]
+                      for row in group]
+        parts += [f"## {heading}", ""] + ([notes[suffix], ""] if notes.get(suffix) else []) + [
+                  table(["arm", "test accuracy (%)", "95% CI", "seeds", "training accuracy (%), median",
+                         "time per image vs ce", "trained by"], table_rows), ""]
+    parts += [
+        "Test accuracy: mean over seeds with the two-sided 95 % t-interval of that arm alone; the arms are paired "
+        "by seed, so compare them by the paired tests in the chapters (two-sided, Holm-adjusted), not by whether "
+        "these intervals overlap. Training accuracy: the running accuracy on the augmented batches of the last "
+        "epoch, in train mode, median over seeds. Time per image vs ce: the median training throughput of the same "
+        "chapter's own cross-entropy runs (their count in brackets) divided by the arm's median (1.00× = no extra "
+        "cost); both come from one execution of that chapter, so it is a ratio within a chapter, never across "
+        "chapters, and with one cross-entropy run it is a rough figure. Every arm has the control's network: the "
+        "losses change training only.",
+        "",
+        "## Sources",
+        "",
+    ]
+    source_rows = []
+    for r in members:
+        own = sorted({run["arm"] for run in r.get("runs") or [] if "borrowed_from" not in run})
+        borrowed = sorted({run["arm"] for run in r.get("runs") or [] if "borrowed_from" in run})
+        checks = (r.get("bench") or {}).get("checks") or []
+        check = ("; ".join(f"{c.get('name')}: {'passed' if c.get('ok') else 'failed'}" for c in checks)
+                 if checks else None)
+        commit = _result_commit(r)
+        source_rows.append([link[r["_slug"]], f"`{r['_file']}`", ", ".join(own) or None, ", ".join(borrowed) or None,
+                            check, f"`{str(commit)[:10]}`" if commit else None])
+    parts += [table(["chapter", "results file", "arms trained", "arms borrowed", "bench check", "commit"],
+                    source_rows), ""]
+    return "\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=pathlib.Path, default=ROOT, help="repository root (default: this checkout)")
@@ -562,7 +748,8 @@ def main(argv: list[str] | None = None) -> int:
     for stale in book.glob("results-*.png"):
         stale.unlink()
     pages = (("datasets.md", build_datasets_page(args.root)), ("results.md", build_results_page(args.root, book)),
-             ("attention-bench.md", build_attention_bench_page(args.root, book / BENCH_FIGURE)))
+             ("attention-bench.md", build_attention_bench_page(args.root, book / BENCH_FIGURE)),
+             ("losses-bench.md", build_losses_bench_page(args.root)))
     for name, text in pages:
         (book / name).write_text(text, encoding="utf-8")
         print(f"wrote {book / name}")

@@ -10,6 +10,9 @@ processes through ``accelerate launch``: on GPUs the standard multi-GPU launch, 
 really starts n processes (``--multi_gpu`` with gloo; ``--cpu --num_processes n`` silently starts one).
 Every process trains its share of each global batch; only the main process writes checkpoints and
 results, so ``results/<scale>.json`` is the product of such a run (the notebook's outputs are not).
+``--machines m --machine-rank r --main-process-ip HOST`` spreads the launch over m machines (``--procs``
+per machine; run the same command on each, r = 0 .. m-1; HOST is machine 0): ``make sweep`` uses it for
+jobs of several nodes.
 
 The notebook is executed into a temporary file and moved over the target only when the execution
 succeeds: a failed or interrupted run (an error, Ctrl-C, SIGTERM) leaves the committed notebook as it was
@@ -28,10 +31,8 @@ import subprocess
 import sys
 import time
 
-import nbformat
 import papermill
 import yaml
-from papermill.parameterize import parameterize_notebook
 
 from lib.repro.store import atomic_write, resolve_path_variables
 
@@ -95,7 +96,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paper", nargs="?", default="")
     parser.add_argument("--scale", default="reduced")
-    parser.add_argument("--procs", type=int, default=1)
+    parser.add_argument("--procs", type=int, default=1, help="data-parallel processes on this machine")
+    parser.add_argument("--machines", type=int, default=1, help="machines of a multi-node launch")
+    parser.add_argument("--machine-rank", type=int, default=0)
+    parser.add_argument("--main-process-ip", default=None, help="address of machine 0 (multi-node)")
+    parser.add_argument("--main-process-port", type=int, default=29500)
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="extra papermill parameter, e.g. -p seeds 3")
     args = parser.parse_args()
@@ -114,6 +119,11 @@ def _run(args, parser, chapters: list[str]) -> int:
         parser.error(f"unknown scale {args.scale!r}; accepted: {', '.join(SCALES)}")
     if args.procs < 1:
         parser.error(f"PROCS must be a positive integer, got {args.procs}")
+    if args.machines < 1 or not 0 <= args.machine_rank < args.machines:
+        parser.error(f"--machines must be positive and --machine-rank in 0..machines-1, got {args.machines} and "
+                     f"{args.machine_rank}")
+    if args.machines > 1 and not args.main_process_ip:
+        parser.error("a launch on several machines needs --main-process-ip (the address of machine 0)")
     source = ROOT / "papers" / args.paper / f"{args.paper}.ipynb"
     target = output_path(args.paper, args.scale)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -124,27 +134,31 @@ def _run(args, parser, chapters: list[str]) -> int:
     # a non-interactive MPLBACKEND (Agg, as CI sets it) overrides the kernel's inline backend, and the
     # executed notebook - the book's reference outputs - would lose every figure
     os.environ.pop("MPLBACKEND", None)
-    if args.procs == 1:
+    if args.procs * args.machines == 1:
         execute_atomically(source, target, params)
     else:
-        target = launch(source, params, args.procs)
+        target = launch(source, params, args.procs, machines=args.machines, machine_rank=args.machine_rank,
+                        main_process_ip=args.main_process_ip, main_process_port=args.main_process_port)
     print(f"{args.paper} at {args.scale} scale: {time.perf_counter() - tick:.0f} s -> {target.relative_to(ROOT)}")
     return 0
 
 
-def launch(source: pathlib.Path, params: dict, procs: int) -> pathlib.Path:
-    """Run the parameterized chapter as a script in ``procs`` processes through ``accelerate launch``."""
+def launch(source: pathlib.Path, params: dict, procs: int, *, machines: int = 1, machine_rank: int = 0,
+           main_process_ip: str | None = None, main_process_port: int = 29500) -> pathlib.Path:
+    """Run the parameterized chapter as a script in ``procs`` processes (per machine) through ``accelerate
+    launch``; on ``machines`` > 1 this machine is ``machine_rank`` of the launch and ``main_process_ip`` machine 0."""
     import torch
 
-    nb = parameterize_notebook(nbformat.read(source, as_version=4), params)
-    lines = []
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            lines += [line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))] + [""]
+    from lib.repro.sweep import chapter_script
+
     script = ROOT / "_build" / "chapters" / f"{source.stem}.{params['scale']}.py"
-    script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text("import matplotlib\nmatplotlib.use('Agg')\n" + "\n".join(lines))
-    common = ["--num_processes", str(procs), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    text = chapter_script(source, params)
+    atomic_write(script, lambda handle: handle.write(text.encode()))   # concurrent sweep jobs write the same script
+    common = ["--num_processes", str(procs * machines), "--num_machines", str(machines),
+              "--mixed_precision", "no", "--dynamo_backend", "no"]
+    if machines > 1:
+        common += ["--machine_rank", str(machine_rank), "--main_process_ip", main_process_ip,
+                   "--main_process_port", str(main_process_port)]
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", *common, str(script)]
     env = dict(os.environ)
     if not torch.cuda.is_available():

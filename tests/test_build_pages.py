@@ -290,3 +290,76 @@ def test_cli_writes_attention_bench(bench_tree):
     assert bp.main(["--root", str(bench_tree)]) == 0
     assert (bench_tree / "book" / "attention-bench.md").read_text().startswith("# Attention bench")
     assert (bench_tree / "book" / "attention-bench.png").is_file()
+
+
+# --- losses bench page ------------------------------------------------------------------------------------
+
+def _loss_runs(arm, accs, speeds, borrowed=None):
+    runs = _runs(arm, accs, borrowed)
+    for run, speed in zip(runs, speeds):
+        run["train_images_per_s"] = speed
+        run["metrics"]["train_acc"] = run["metrics"]["test_acc"] + 10
+    return runs
+
+
+@pytest.fixture
+def losses_tree(tmp_path):
+    (tmp_path / "papers").mkdir()
+    (tmp_path / "papers" / "catalogue.yaml").write_text(yaml.safe_dump([
+        {"id": "isda", "title": "ISDA"}, {"id": "ols", "title": "OLS"}, {"id": "failed-check", "title": "Failed"},
+        {"id": "old-check", "title": "Old"}]))
+
+    def write(slug, runs, **extra):
+        d = tmp_path / "papers" / slug / "results"
+        d.mkdir(parents=True)
+        (d.parent / f"{slug}.ipynb").write_text("{}")
+        params = {"dataset": "cifar10", "depth": 8, "train_per_class": 1000, "test_per_class": 500, "epochs": 30,
+                  "seeds": 3, "arms": sorted({r["arm"] for r in runs if "borrowed_from" not in r})}
+        (d / "reduced.json").write_text(json.dumps({"chapter": slug, "scale": "reduced", "created": "2026-01-01",
+                                                    "git": {"commit": "abcdef0123456789"}, "parameters": params,
+                                                    "runs": runs, "claims": [], **extra}))
+
+    write("isda", _loss_runs("ce", [70.0, 71.0, 72.0], [1000, 1000, 1000])
+          + _loss_runs("isda", [69.0, 69.0, 69.0], [800, 900, 1000])
+          + _loss_runs("ce-small", [48.0, 48.0, 48.0], [1000, 1000, 1000]),
+          gate_measurements={"plateau-ce": {"values": [70.0, 71.0], "doubled_values": [72.0, 73.0], "epochs": 30,
+                                            "doubled_epochs": 60}})
+    paired = {"reference": {"chapter": "isda", "commit": "abcdef0123456789"}, "paired": True,
+              "checks": [{"name": "same setup", "ok": True}, {"name": "same control", "ok": True}]}
+    # trains ce seed 0 itself (slower execution), borrows seeds 1-2; its noisy arm's cost is against its own ce
+    borrowed_ce = [{**r, "seed": r["seed"] + 1} for r in _loss_runs("ce", [71.0, 72.0], [1000, 1000], "isda")]
+    write("ols", _loss_runs("ce", [70.0], [500]) + borrowed_ce
+          + _loss_runs("ols", [73.0, 74.0, 75.0], [400, 500, 600])
+          + _loss_runs("ols-noisy", [60.0, 61.0, 62.0], [250, 250, 250]), bench=paired)
+    # checked against an earlier ISDA results file: stale, listed but not shown
+    write("old-check", _loss_runs("poly", [80.0, 80.0, 80.0], [1000, 1000, 1000]),
+          bench={**paired, "reference": {"chapter": "isda", "commit": "0000000000000000"}})
+    # a chapter whose check failed: not a member even though it names the anchor
+    write("failed-check", _loss_runs("focal", [90.0, 90.0, 90.0], [1000, 1000, 1000]),
+          bench={"reference": {"chapter": "isda"}, "paired": False, "checks": [{"name": "same control", "ok": False}]})
+    return tmp_path
+
+
+def test_losses_bench_members_rows_and_cost_ratios(losses_tree):
+    page = bp.build_losses_bench_page(losses_tree)
+    assert page.startswith("# Losses bench") and "focal" not in page and "Failed" not in page
+    assert "+2.00 points from 30 to 60 epochs (2 seeds)" in page
+    arm_rows = [line.split(" | ")[0] for line in page.splitlines() if line.startswith("| `")]
+    assert arm_rows == ["| `ce`", "| `isda`", "| `ols`", "| `ols-noisy`", "| `ce-small`"]   # grouped by regime
+    ce = _table_row(page, "`ce`").split(" | ")
+    assert ce[1:5] == ["71.00", "[68.52, 73.48]", "3", "81.0"] and "[ISDA]" in ce[-1]      # the anchor's, not the copy
+    assert _table_row(page, "`isda`").split(" | ")[5] == "1.11× (3 ce runs)"     # 1000 / median(800, 900, 1000)
+    ols = _table_row(page, "`ols`").split(" | ")
+    assert ols[1] == "74.00" and ols[5] == "1.00× (1 ce run)" and "[OLS]" in ols[-1]   # 500 (its own ce) / 500
+    assert _table_row(page, "`ols-noisy`").split(" | ")[5] == "2.00× (1 ce run)"   # no ce-noisy: its clean ce
+    assert page.index("## Symmetric label noise") < page.index("| `ols-noisy`") < page.index("## Low-data")
+    assert _table_row(page, "`ce-small`").split(" | ")[5] == "1.00× (3 ce-small runs)"
+    assert "poly" not in page and "Not shown: [Old](../papers/old-check/old-check.ipynb)" in page
+    sources = _table_row(page, "[OLS](../papers/ols/ols.ipynb)").split(" | ")
+    assert sources[2:5] == ["ce, ols, ols-noisy", "ce", "same setup: passed; same control: passed"]
+    assert bp.build_losses_bench_page(losses_tree) == page                                  # deterministic
+
+
+def test_losses_bench_without_anchor(tmp_path):
+    (tmp_path / "papers").mkdir()
+    assert "No results yet" in bp.build_losses_bench_page(tmp_path)

@@ -85,6 +85,22 @@ def test_smoke_copies_check_their_results_in_the_same_kernel(tmp_path):
         exec(check, dict(namespace))
 
 
+def test_a_chapter_never_executed_by_papermill_gets_a_smoke_copy(tmp_path):
+    """A chapter prepared before its reduced run has no papermill metadata yet; its smoke copy is still made."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("prepare_smoke", ROOT / "ci" / "prepare_smoke.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    nb = nbformat.read(REPRESENTATIVE, as_version=4)
+    nb.metadata.pop("papermill", None)
+    fresh = tmp_path / "fresh.ipynb"
+    nbformat.write(nb, fresh)
+    copy = module.smoke_copy(fresh)
+    assert copy.metadata.papermill["parameters"] == {"scale": "smoke"}
+    assert sum("injected-parameters" in c.metadata.get("tags", []) for c in copy.cells) == 1
+
+
 @pytest.mark.parametrize("parameters,message", [
     ({"scale": "huge"}, "unknown scale 'huge'; accepted: smoke, reduced, full"),
     ({"scale": "smoke", "seeds": -1}, "seeds must be a positive integer, got -1"),

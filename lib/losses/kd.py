@@ -19,7 +19,9 @@ difference is an explicit argument:
 * ``nn.KLDivLoss()`` with its default ``reduction="mean"`` averages over the batch *and* the K classes, so the
   official KL term is the paper's divided by ``K``; ``kl_reduction="mean"`` (default) reproduces it,
   ``"batchmean"`` is the per-sample KL of the equations. Some official configurations scale the term back up
-  with ``multiplier`` (e.g. 100 for ResNet-18's Tf-KD_reg on CIFAR-100, 50 for its Tf-KD_self), others not.
+  with ``multiplier`` (e.g. 100 for ResNet-18's Tf-KD_reg on CIFAR-100, 50 for its Tf-KD_self), others set it
+  to 1; ``loss_kd_self`` and ``loss_kd_regularization`` read ``params.multiplier`` without a default, so a
+  configuration without the key cannot run them (normal KD, ``loss_kd``, has no multiplier).
 * In Tf-KD_reg the code applies the temperature to the virtual teacher's *probabilities*,
   ``softmax(p^d / T)``, and not to the student (``log_softmax(z_s)``, no ``T²``); with the official
   ``T = 20`` the target is close to uniform. ``tfkd_reg_loss`` computes exactly that; ``T = None`` uses
@@ -28,9 +30,9 @@ difference is an explicit argument:
   student network in ``experiments/base_experiments/<model>/params.json`` (CIFAR-100); ``TFKD_REG_OFFICIAL``
   lists them, and ``tfkd_reg_loss`` has no defaults for them, so a chapter names the configuration it follows.
 
-Criteria for ``lib.train.fit``: ``KDCriterion(teacher, alpha, temperature)`` (the teacher is frozen, kept in
-eval mode and called under ``no_grad``; normal, reversed, self and poorly-trained-teacher KD differ only
-in which network is passed) and ``TfKDRegCriterion``.
+Criteria for ``lib.train.fit``: ``KDCriterion(teacher, alpha, temperature, multiplier=...)`` (the teacher is
+frozen, kept in eval mode and called under ``no_grad``; normal, reversed, self and poorly-trained-teacher KD
+differ only in which network is passed) and ``TfKDRegCriterion``.
 """
 from __future__ import annotations
 
@@ -40,7 +42,10 @@ from torch import nn
 
 KL_REDUCTIONS = ("mean", "batchmean")
 # (reg_alpha, reg_temperature, multiplier) of the official CIFAR-100 Tf-KD_reg runs, by student network
-# (experiments/base_experiments/base_<model>/params.json; a missing multiplier means 1).
+# (experiments/base_experiments/base_<model>/params.json). These are the configurations that set every key the
+# official loss_kd_regularization reads: it reads params.multiplier unconditionally (utils.Params has no defaults),
+# so the ones without the key (base_densenet121, base_resnext29, base_resnext101) raise AttributeError on that
+# path and are not listed.
 TFKD_REG_OFFICIAL = {"resnet18": (0.1, 20.0, 100.0), "googlenet": (0.1, 40.0, 50.0),
                      "mobilenetv2": (0.95, 40.0, 1.0), "shufflenetv2": (0.95, 10.0, 1.0)}
 

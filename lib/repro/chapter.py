@@ -27,6 +27,7 @@ from typing import Callable
 import yaml
 from filelock import FileLock, Timeout
 
+from . import sweep
 from .claims import METHOD, SCALES, judge_chapter, load_claims, measure_gates
 from .reuse import reusable_records
 from .store import (REPO_ROOT, check_writable, env_path, environment, git_state, hash_files, lib_files,
@@ -60,6 +61,12 @@ def default_workers(n_seeds: int) -> int:
     if torch.cuda.is_available() or n_seeds < 2:
         return 1
     return max(1, min(_cpus(), n_seeds))
+
+
+def _default_threads() -> int:
+    from ..train import default_threads
+
+    return default_threads()
 
 
 def _init_worker(threads: int) -> None:
@@ -100,6 +107,14 @@ def _execute(run_one: Callable, arm: str, seed: int, run_dir: pathlib.Path) -> d
     finally:
         if lock is not None:
             lock.release()
+
+
+def _execute_selected(run_one: Callable, job: tuple) -> dict:
+    """A sweep job's one run (``lib/repro/sweep.py``), at the thread count its launcher pinned (``REPRO_THREADS``,
+    set as a forked worker's is) or, without one, as the serial path trains it."""
+    if os.environ.get("REPRO_THREADS"):
+        _init_worker(int(os.environ["REPRO_THREADS"]))
+    return _execute(run_one, *job)
 
 
 def read_record(path: pathlib.Path) -> dict:
@@ -456,7 +471,9 @@ class Chapter:
         (a file lock); a second waits and reads the finished record back. ``workers`` > 1 trains that many runs
         at once in forked processes, each with ``cpus // workers`` threads (``default_workers``: as many as the
         CPUs allow when several seeds run on a CPU; ``bench/`` measures why); workers die with this process.
-        Jobs are queued seeds-outermost, so an interruption leaves complete pairs.
+        Jobs are queued seeds-outermost, so an interruption leaves complete pairs. In a seed sweep's planning or
+        one-run execution (``lib/repro/sweep.py``) a call with unfinished runs lists them, or trains the selected
+        one, and stops the execution.
         """
         root = self.runs_root(params)
         main = is_main_process()
@@ -490,7 +507,14 @@ class Chapter:
             if log is not None:
                 log(line)
 
-        if workers > 1 and len(jobs) > 1:
+        if sweep.mode():   # a sweep's planning or one-run execution (lib/repro/sweep.py)
+            # the threads a fresh plain execution gives each run of this call (forked workers or one process)
+            parallel = workers > 1
+            threads = max(1, _cpus() // workers) if parallel else params.threads or _default_threads()
+            every = [(arm, seed, root / arm / f"seed-{seed}") for seed in seeds for arm in arms]
+            sweep.intercept_run(jobs, every, lambda job: finish(_execute_selected(run_one, job)), section=reuse_section,
+                                threads=threads)
+        if workers > 1 and jobs:   # even one job left (a resumed execution): the thread count of its siblings
             global _RUN_ONE
             _RUN_ONE = run_one   # inherited by the forked workers: no pickling of notebook closures
             _run_parallel(jobs, workers, max(1, _cpus() // workers), finish)
@@ -575,6 +599,7 @@ class Chapter:
     def report(self, params: Parameters, runs: list[dict], *, costs: dict | None = None, data: dict | None = None,
                started: float | None = None, extra: dict | None = None) -> dict:
         """Judge every claim and write ``results/<scale>.json`` atomically; return the results dict."""
+        sweep.intercept_report()
         runs = self.all_runs(runs)
         gates = {**measure_gates(self.claims, runs, params.as_dict()), **((extra or {}).get("gates") or {})}
         verdicts = annotate_verdicts(judge_chapter(self.claims, params.scale, runs, costs, gates), self.claims,

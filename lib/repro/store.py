@@ -205,11 +205,15 @@ def environment() -> dict:
 def git_state(paths: list[str] | None = None) -> dict:
     """The commit checked out and whether ``paths`` (default: everything) differ from it."""
     def git(*args):
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+        try:
+            return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+        except OSError:   # no git on this machine: nothing to record
+            return subprocess.CompletedProcess(args, 1, "", "")
 
     commit = git("rev-parse", "HEAD").stdout.strip() or None
-    status = git("status", "--porcelain", "--", *(paths or ["."])).stdout.strip()
-    return {"commit": commit, "dirty": bool(status), "dirty_paths": [line[3:] for line in status.splitlines()]}
+    status = git("status", "--porcelain", "--", *(paths or ["."])).stdout   # "XY path": not stripped, X may be " "
+    changed = [line[3:] for line in status.splitlines() if line.strip()]
+    return {"commit": commit, "dirty": bool(changed), "dirty_paths": changed}
 
 
 def hash_files(paths) -> str:

@@ -388,13 +388,14 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
     history: list[dict] = []
     first_epoch = 0
     checkpoint = pathlib.Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
+    unlabeled_key = _unlabeled_key(unlabeled) if checkpoint is not None else None   # hashed once per run
     initial_loss, segments = None, []
     if checkpoint is not None and checkpoint.is_file():
         state = load_checkpoint(checkpoint)
         if not _same_config(state["config"], config) or state["seed"] != seed:
             raise ValueError(f"checkpoint {checkpoint} was written by another configuration or seed; "
                              f"delete it or choose another run_dir")
-        if state.get("unlabeled") != _unlabeled_key(unlabeled):
+        if state.get("unlabeled") != unlabeled_key:
             raise ValueError(f"checkpoint {checkpoint} was written with another unlabelled set (or none); "
                              f"delete it or choose another run_dir")
         model.load_state_dict(state["model"])
@@ -406,8 +407,12 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
         history, first_epoch = state["history"], state["epoch"] + 1
         initial_loss, segments = state.get("initial_loss"), state.get("segments", [])
     threads = torch.get_num_threads()
-    if first_epoch < config.epochs:   # one segment per uninterrupted stretch of epochs, with its thread count
-        segments = [*segments, {"first_epoch": first_epoch, "threads": threads}]
+    if first_epoch < config.epochs:   # one segment per uninterrupted stretch of epochs: its thread count and the
+        from ..repro.store import git_state   # checkout that trained it (a resumed run may span two commits)
+
+        checkout = git_state(["lib"])
+        segments = [*segments, {"first_epoch": first_epoch, "threads": threads, "commit": checkout["commit"],
+                                "lib_modified": checkout["dirty"]}]
 
     model, optimizer = accelerator.prepare(model, optimizer)
     show = accelerator.is_main_process and (progress is True or (progress == "auto" and sys.stderr.isatty()))
@@ -487,7 +492,7 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
                           "epoch": epoch, "history": history, "config": asdict(config), "seed": seed,
                           "criterion": criterion.state_dict() if stateful else None,
                           "initial_loss": initial_loss, "segments": segments,
-                          "unlabeled": _unlabeled_key(unlabeled)}, checkpoint)
+                          "unlabeled": unlabeled_key}, checkpoint)
         accelerator.wait_for_everyone()
     if bar is not None:
         bar.close()

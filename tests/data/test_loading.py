@@ -43,6 +43,23 @@ def test_corrupted_file_is_a_checksum_error_and_nothing_is_decoded(tiny_mirror, 
         load("tiny", "train")
 
 
+def test_a_split_loaded_twice_is_hashed_once_and_a_rewritten_file_again(tiny_mirror, monkeypatch):
+    calls = []
+    real = images.sha256_file
+    monkeypatch.setattr(images, "sha256_file", lambda path, *a: calls.append(path) or real(path, *a))
+    load("tiny", "train")
+    load("tiny", "train", per_class=2)
+    images.load_labels("tiny", "train")
+    assert len(calls) == 1                                     # one mirror file, read once in this process
+    path = tiny_mirror / "tiny" / "train-00000-of-00001.parquet"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF                                 # same size, new bytes: written after the first check
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ChecksumError, match="checksum mismatch"):
+        load("tiny", "train")
+    assert len(calls) == 2
+
+
 def test_missing_file_names_the_file_and_the_mirror(tiny_mirror):
     (tiny_mirror / "tiny" / "train-00000-of-00001.parquet").unlink()
     with pytest.raises(MissingDataError, match="train-00000-of-00001.parquet.*REPRO_DATA"):
@@ -128,3 +145,12 @@ def test_two_processes_filling_one_cache_at_once_agree(tiny_mirror):
     assert sums[0] == sums[1] == load("tiny", "train").images.sum().item()
     cached = list((__import__("pathlib").Path(os.environ["REPRO_CACHE"]) / "tiny").glob("*.pt"))
     assert len(cached) == 1   # written once, atomically, under the lock
+
+
+def test_label_column_keeps_a_selection_order_and_equals_the_row_formatter(tiny_mirror):
+    card = images.load_card("tiny")
+    ds, _, label_col = images._open_dataset(card, "train", images.mirror_root())
+    assert torch.equal(images._label_column(ds, label_col), torch.as_tensor(ds[label_col], dtype=torch.long))
+    picked = ds.select([7, 2, 5, 2])
+    got = images._label_column(picked, label_col)
+    assert got.dtype == torch.int64 and got.tolist() == [ds[i][label_col] for i in (7, 2, 5, 2)]

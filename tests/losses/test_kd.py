@@ -21,6 +21,9 @@ def test_kd_equals_a_hand_computed_value():
     torch.testing.assert_close(kd_loss(s, t, y, alpha, T, kl_reduction="batchmean"), torch.tensor(float(expected)))
     # the official nn.KLDivLoss() default averages over the K = 3 classes as well
     torch.testing.assert_close(kd_loss(s, t, y, alpha, T), torch.tensor(float((1 - alpha) * ce + alpha * T * T * kl / 3)))
+    # the multiplier of the official loss_kd_self scales the KL term only
+    torch.testing.assert_close(kd_loss(s, t, y, alpha, T, multiplier=5.0),
+                               torch.tensor(float((1 - alpha) * ce + alpha * T * T * 5.0 * kl / 3)))
 
 
 @pytest.mark.filterwarnings("ignore:reduction. .mean. divides")
@@ -103,6 +106,16 @@ def test_kd_criterion_keeps_the_teacher_frozen_in_eval_mode_and_has_no_state():
     torch.testing.assert_close(loss, kd_loss(logits, teacher.logits[x], y, 0.5, 2.0))
     assert criterion.state_dict() == {}
     criterion.load_state_dict({})
+
+
+def test_kd_criterion_passes_the_multiplier_through():
+    torch.manual_seed(0)
+    teacher = Const(torch.randn(5, 3) * 3)
+    student = torch.nn.Embedding(5, 3)
+    x, y = torch.arange(5), torch.tensor([0, 1, 2, 0, 1])
+    loss, logits = KDCriterion(teacher, alpha=0.95, temperature=6.0, multiplier=5.0).train()(student, x, y, 0.0)
+    torch.testing.assert_close(loss, kd_loss(logits, teacher.logits[x], y, 0.95, 6.0, multiplier=5.0))
+    assert not torch.allclose(loss, kd_loss(logits, teacher.logits[x], y, 0.95, 6.0))   # the multiplier matters here
 
 
 @pytest.mark.parametrize("kwargs, match", [(dict(alpha=-0.1), "alpha"), (dict(temperature=0.0), "temperature"),

@@ -124,13 +124,18 @@ def test_a_second_trainer_of_the_same_run_directory_waits_for_the_first(tmp_path
     assert done["r"]["history"]
 
 
-def test_each_resumed_segment_records_its_thread_count(tmp_path, interrupt_at_evaluation):
+def test_each_resumed_segment_records_its_thread_count_and_checkout(tmp_path, interrupt_at_evaluation, monkeypatch):
+    import lib.repro.store as store
+
+    checkouts = iter([{"commit": "aaa", "dirty": False}, {"commit": "bbb", "dirty": True}])
+    monkeypatch.setattr(store, "git_state", lambda paths=None: next(checkouts))
     interrupt_at_evaluation(2)
     with pytest.raises(KeyboardInterrupt):
         _fit(TrainConfig(epochs=2, batch_size=16, eval_every=1), run_dir=tmp_path, threads=1)
     interrupt_at_evaluation.restore()
     result = _fit(TrainConfig(epochs=2, batch_size=16, eval_every=1), run_dir=tmp_path, threads=2)
-    assert result["segments"] == [{"first_epoch": 0, "threads": 1}, {"first_epoch": 1, "threads": 2}]
+    assert result["segments"] == [{"first_epoch": 0, "threads": 1, "commit": "aaa", "lib_modified": False},
+                                  {"first_epoch": 1, "threads": 2, "commit": "bbb", "lib_modified": True}]
     assert [h["threads"] for h in result["history"]] == [1, 2]
 
 

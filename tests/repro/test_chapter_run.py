@@ -52,6 +52,19 @@ def test_parallel_workers_give_the_serial_numbers_in_seed_arm_order(chapter, mon
     assert all(r["threads"] == 1 for r in parallel)
 
 
+def test_the_last_run_left_trains_with_the_thread_count_of_its_siblings(chapter, monkeypatch):
+    # an execution interrupted with one run left resumes it in a worker, not in the kernel with every CPU: a run's
+    # numbers must not depend on whether it was resumed alone (bit-identity across chapters needs the threads)
+    params = chapter.parameters({"scale": "smoke"}, before=set())
+    monkeypatch.setattr("lib.repro.chapter._cpus", lambda: 2)
+    first = chapter.run(["a", "b"], [0, 1], train_toy, params, workers=2)
+    record = chapter.runs_root(params) / "b" / "seed-1" / "record.json"
+    record.unlink()
+    again = chapter.run(["a", "b"], [0, 1], train_toy, params, workers=2)
+    assert [r["threads"] for r in again] == [1, 1, 1, 1]
+    assert [r["metrics"] for r in again] == [r["metrics"] for r in first]
+
+
 def test_finished_runs_are_read_back_not_rerun(chapter):
     params = chapter.parameters({"scale": "smoke"}, before=set())
     first = chapter.run(["a", "b"], [0, 1], train_toy, params, workers=1)

@@ -57,3 +57,28 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatc
 def test_atomic_write_refuses_nan(tmp_path):
     with pytest.raises(ValueError):
         write_json_atomic(tmp_path / "x.json", {"x": float("nan")})
+
+
+def test_git_state_names_changed_paths_exactly_and_survives_a_machine_without_git(tmp_path, monkeypatch):
+    import subprocess
+
+    import lib.repro.store as store
+
+    git = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "a.py").write_text("x = 1\n")
+    (tmp_path / "lib" / "b.py").write_text("y = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "m")
+    monkeypatch.setattr(store, "REPO_ROOT", tmp_path)
+    assert store.git_state(["lib"])["dirty"] is False
+    (tmp_path / "lib" / "a.py").write_text("x = 2\n")            # porcelain " M lib/a.py": leading space
+    (tmp_path / "lib" / "c.py").write_text("z = 1\n")            # "?? lib/c.py"
+    state = store.git_state(["lib"])
+    assert state["dirty"] is True and state["dirty_paths"] == ["lib/a.py", "lib/c.py"]
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+    monkeypatch.setattr(subprocess, "run", no_git)
+    assert store.git_state(["lib"]) == {"commit": None, "dirty": False, "dirty_paths": []}
