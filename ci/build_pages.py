@@ -475,23 +475,42 @@ def _bench_figure(rows: list[dict], path: pathlib.Path, title: str) -> None:
     plt.close(fig)
 
 
+def _bench_intro(title: str, subject: str, network: str) -> list[str]:
+    """The opening lines every bench page shares."""
+    return [f"# {title}", "",
+            f"{subject} compared on one bench: the same {network}, data "
+            "subset, recipe and seeds, whichever chapter trained them. Every number on this page is read from the "
+            "chapters' results files `papers/<chapter>/results/reduced.json`.", ""]
+
+
+def _no_results(anchor: str) -> list[str]:
+    return [f"No results yet: the `{anchor}` chapter has no results file at the `{DASHBOARD_SCALE}` scale.", ""]
+
+
+def _sources_table(members: list[dict], link: dict[str, str]) -> list[str]:
+    """The bench page's last table: which chapter trained and borrowed which arms, its bench check and commit."""
+    rows = []
+    for r in members:
+        own = sorted({run["arm"] for run in r.get("runs") or [] if "borrowed_from" not in run})
+        borrowed = sorted({run["arm"] for run in r.get("runs") or [] if "borrowed_from" in run})
+        checks = (r.get("bench") or {}).get("checks") or []
+        check = ("; ".join(f"{c.get('name')}: {'passed' if c.get('ok') else 'failed'}" for c in checks)
+                 if checks else None)
+        commit = _result_commit(r)
+        rows.append([link[r["_slug"]], f"`{r['_file']}`", ", ".join(own) or None, ", ".join(borrowed) or None,
+                     check, f"`{str(commit)[:10]}`" if commit else None])
+    return ["## Sources", "",
+            table(["chapter", "results file", "arms trained", "arms borrowed", "bench check", "commit"], rows), ""]
+
+
 def build_attention_bench_page(root: str | pathlib.Path = ROOT, figure: pathlib.Path | None = None) -> str:
     """Markdown of ``book/attention-bench.md``; draws the accuracy-vs-cost figure at ``figure`` if given."""
     root = pathlib.Path(root)
     members = bench_members(load_results(root))
     titles = {str(e["id"]): str(e.get("title") or e["id"]) for e in load_catalogue(root)}
-    parts = [
-        "# Attention bench",
-        "",
-        "Attention blocks compared on one bench: the same backbone, data subset, recipe and seeds, whichever "
-        "chapter trained them. Every number on this page is read from the chapters' results files "
-        "`papers/<chapter>/results/reduced.json`.",
-        "",
-    ]
+    parts = _bench_intro("Attention bench", "Attention blocks", "backbone")
     if not members:
-        parts += [f"No results yet: the `{BENCH_ANCHOR}` chapter has no results file at the `{DASHBOARD_SCALE}` "
-                  "scale.", ""]
-        return "\n".join(parts)
+        return "\n".join(parts + _no_results(BENCH_ANCHOR))
     anchor = members[0]
     p = anchor.get("parameters") or {}
     parts += [
@@ -540,18 +559,7 @@ def build_attention_bench_page(root: str | pathlib.Path = ROOT, figure: pathlib.
         _bench_figure(rows, pathlib.Path(figure), title)
         parts += [f"![Test accuracy against parameters and multiply-adds, one point per arm]({pathlib.Path(figure).name})",
                   ""]
-    parts += ["## Sources", ""]
-    source_rows = []
-    for r in members:
-        own = sorted({run["arm"] for run in r.get("runs") or [] if "borrowed_from" not in run})
-        borrowed = sorted({run["arm"] for run in r.get("runs") or [] if "borrowed_from" in run})
-        checks = (r.get("bench") or {}).get("checks") or []
-        check = ("; ".join(f"{c.get('name')}: {'passed' if c.get('ok') else 'failed'}" for c in checks)
-                 if checks else None)
-        source_rows.append([link[r["_slug"]], f"`{r['_file']}`", ", ".join(own) or None, ", ".join(borrowed) or None,
-                            check, f"`{str(r.get('git_commit') or '')[:10]}`" if r.get("git_commit") else None])
-    parts += [table(["chapter", "results file", "arms trained", "arms borrowed", "bench check", "commit"],
-                    source_rows), ""]
+    parts += _sources_table(members, link)
     return "\n".join(parts)
 
 
@@ -641,18 +649,9 @@ def build_losses_bench_page(root: str | pathlib.Path = ROOT) -> str:
     members = losses_bench_members(load_results(root))
     titles = {str(e["id"]): str(e.get("title") or e["id"]) for e in load_catalogue(root)}
     anchor_link = _chapter_link(root, LOSSES_ANCHOR, titles.get(LOSSES_ANCHOR, LOSSES_ANCHOR))
-    parts = [
-        "# Losses bench",
-        "",
-        "Losses and regularisers compared on one bench: the same network, data subset, recipe and seeds, whichever "
-        "chapter trained them. Every number on this page is read from the chapters' results files "
-        "`papers/<chapter>/results/reduced.json`.",
-        "",
-    ]
+    parts = _bench_intro("Losses bench", "Losses and regularisers", "network")
     if not members:
-        parts += [f"No results yet: the `{LOSSES_ANCHOR}` chapter has no results file at the `{DASHBOARD_SCALE}` "
-                  "scale.", ""]
-        return "\n".join(parts)
+        return "\n".join(parts + _no_results(LOSSES_ANCHOR))
     p = members[0].get("parameters") or {}
     gates = members[0].get("gate_measurements") or {}
     plateau = gates.get(f"plateau-{LOSSES_CONTROL}") or {}
@@ -721,21 +720,8 @@ def build_losses_bench_page(root: str | pathlib.Path = ROOT) -> str:
         "chapters, and with one cross-entropy run it is a rough figure. Every arm has the control's network: the "
         "losses change training only.",
         "",
-        "## Sources",
-        "",
     ]
-    source_rows = []
-    for r in members:
-        own = sorted({run["arm"] for run in r.get("runs") or [] if "borrowed_from" not in run})
-        borrowed = sorted({run["arm"] for run in r.get("runs") or [] if "borrowed_from" in run})
-        checks = (r.get("bench") or {}).get("checks") or []
-        check = ("; ".join(f"{c.get('name')}: {'passed' if c.get('ok') else 'failed'}" for c in checks)
-                 if checks else None)
-        commit = _result_commit(r)
-        source_rows.append([link[r["_slug"]], f"`{r['_file']}`", ", ".join(own) or None, ", ".join(borrowed) or None,
-                            check, f"`{str(commit)[:10]}`" if commit else None])
-    parts += [table(["chapter", "results file", "arms trained", "arms borrowed", "bench check", "commit"],
-                    source_rows), ""]
+    parts += _sources_table(members, link)
     return "\n".join(parts)
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny image dataset in the hub's parquet schema with its own data card."""
+"""Shared fixtures: a tiny image dataset in the hub's parquet schema with its own data card; ci/ scripts as
+modules."""
 from __future__ import annotations
 
 import hashlib
@@ -142,3 +143,18 @@ def interrupt_at_evaluation(monkeypatch):
 
     interrupt.restore = lambda: monkeypatch.setattr(train_module, "evaluate", original)
     return interrupt
+
+
+@pytest.fixture(scope="session")
+def load_ci_script():
+    """``load_ci_script("run_chapter")``: a fresh module object of ``ci/<name>.py`` (the scripts are not a package)."""
+    import importlib.util
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, root / "ci" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

@@ -1,6 +1,5 @@
 """ci/run_chapter.py (make chapter): the committed notebook is replaced only after a successful execution;
 -p values are parsed as papermill does; make forwards ARGS; relative REPRO_* paths are fixed before the kernel."""
-import importlib.util
 import os
 import pathlib
 import shutil
@@ -12,16 +11,9 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "ci" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
-def run_chapter(tmp_path, monkeypatch):
-    module = _load("run_chapter")
+def run_chapter(tmp_path, monkeypatch, load_ci_script):
+    module = load_ci_script("run_chapter")
     (tmp_path / "papers" / "toy").mkdir(parents=True)
     (tmp_path / "papers" / "toy" / "toy.ipynb").write_text("committed reference outputs")
     monkeypatch.setattr(module, "ROOT", tmp_path)

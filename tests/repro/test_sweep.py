@@ -1,7 +1,6 @@
 """Seed sweeps (lib/repro/sweep.py, ci/sweep.py): planning lists exactly the unfinished runs of a stage and trains
 nothing; one-run mode trains exactly the selected run; the CLI rejects bad input before any work and hands the
 SLURM parameters to sbatch. End to end on a real chapter: tests/test_sweep_chapter.py."""
-import importlib.util
 import json
 import os
 import pathlib
@@ -16,13 +15,6 @@ from lib.repro import sweep
 from lib.repro.sweep import SweepError, SweepStop
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "ci" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -184,8 +176,8 @@ def test_a_stop_is_a_clean_exit_of_a_script():
 # --- the CLI ------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def cli():
-    return _load("sweep")
+def cli(load_ci_script):
+    return load_ci_script("sweep")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -238,7 +230,7 @@ def test_the_slurm_parameters_reach_the_sbatch_file(cli, tmp_path, monkeypatch):
     assert (job.procs, job.nodes, job.threads) == (4, 1, None)   # 4 GPUs: accelerate launch; the job's own CPUs
 
 
-def test_a_multi_node_job_launches_accelerate_across_its_nodes(monkeypatch, tmp_path):
+def test_a_multi_node_job_launches_accelerate_across_its_nodes(monkeypatch, tmp_path, load_ci_script):
     import submitit
 
     class Here:
@@ -251,7 +243,7 @@ def test_a_multi_node_job_launches_accelerate_across_its_nodes(monkeypatch, tmp_
     assert command[1:] == [str(ROOT / "ci" / "run_chapter.py"), "isda", "--procs", "4", "--scale", "full",
                            "-p", "arms", '["ce"]', "--machines", "2", "--machine-rank", "1",
                            "--main-process-ip", "gpu-017"]
-    run_chapter = _load("run_chapter")
+    run_chapter = load_ci_script("run_chapter")
     calls = []
     monkeypatch.setattr(run_chapter.subprocess, "run", lambda command, **kwargs: calls.append(command))
     (tmp_path / "papers" / "isda").mkdir(parents=True)
