@@ -73,8 +73,10 @@ SWEEP_FLAGS = $(if $(PARTITION),--partition $(PARTITION)) $(if $(GPUS_PER_JOB),-
   $(if $(NODES_PER_JOB),--nodes-per-job $(NODES_PER_JOB)) $(if $(CPUS_PER_TASK),--cpus-per-task $(CPUS_PER_TASK)) \
   $(if $(TIME_LIMIT),--time $(TIME_LIMIT)) $(if $(MEM_GB),--mem-gb $(MEM_GB)) \
   $(if $(ARRAY_PARALLELISM),--array-parallelism $(ARRAY_PARALLELISM)) $(if $(PARALLEL),--parallel $(PARALLEL))
+# a sweep is for the full scale unless SCALE is given (make sweep PAPER=isda SCALE=smoke)
 sweep: $(STAMP)
-	$(PY) ci/sweep.py $(PAPER) --scale $(SCALE) --launcher $(LAUNCHER) $(strip $(SWEEP_FLAGS)) $(ARGS)
+	$(PY) ci/sweep.py $(PAPER) --scale $(if $(filter command line environment,$(origin SCALE)),$(SCALE),full) \
+	  --launcher $(LAUNCHER) $(strip $(SWEEP_FLAGS)) $(ARGS)
 
 # re-judge a chapter on its committed runs (verdict rules changed, training did not): a run in the committed
 # results file is not trained again; only runs it lacks (e.g. newly pre-registered gate runs) are trained

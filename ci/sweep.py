@@ -108,6 +108,13 @@ def check_arguments(args, parser) -> None:
         parser.error(str(error))
     if args.launcher == "local" and args.nodes_per_job > 1:
         parser.error("the local launcher runs on this machine only: --nodes-per-job must be 1")
+    defaults = parser.parse_args([args.paper])   # flags given for the other launcher would be ignored silently
+    only = {"slurm": ("partition", "cpus_per_task", "mem_gb", "array_parallelism"), "local": ("parallel",)}
+    for launcher, names in only.items():
+        given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) != getattr(defaults, n)]
+        if given and args.launcher != launcher:
+            parser.error(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --launcher {launcher} only; "
+                         f"this sweep uses --launcher {args.launcher}")
     missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
     if args.launcher == "slurm" and not args.dry_run and missing:
         parser.error(f"the slurm launcher needs {' and '.join(missing)} on the PATH: run the sweep on a SLURM login "
@@ -119,6 +126,15 @@ def check_arguments(args, parser) -> None:
             import torch
 
             args.gpus_per_job = 1 if torch.cuda.is_available() else 0
+    if args.launcher == "local":
+        import torch
+
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if visible and args.gpus_per_job == 0:   # the run would train on the CPU under a GPU run's directory
+            parser.error(f"--gpus-per-job 0 on a machine with {visible} GPU(s): a plain execution here trains on a "
+                         "GPU; give 1 or more (at most the GPUs visible)")
+        if args.gpus_per_job > max(visible, 1) or (args.gpus_per_job > 0 and not visible):
+            parser.error(f"--gpus-per-job {args.gpus_per_job}: this machine has {visible} GPU(s) visible")
 
 
 def make_executor(args, folder: pathlib.Path):
@@ -136,8 +152,10 @@ def make_executor(args, folder: pathlib.Path):
 
 
 def jobs_of(plan: sweep.Plan, args, parameters: dict) -> list[sweep.Job]:
-    # the local launcher pins each run's threads to a plain execution's here; a cluster job uses its CPUs
-    threads = plan.threads if args.launcher == "local" else None
+    # the local launcher pins a single-process run's threads to a plain execution's here; a data-parallel job
+    # (accelerate launch) divides the CPUs among its ranks itself, and a cluster job uses its allocation's CPUs
+    single = max(1, args.gpus_per_job) * args.nodes_per_job == 1
+    threads = plan.threads if args.launcher == "local" and single else None
     env = sweep.forwarded_env()
     return [sweep.Job(slug=args.paper, arm=j["arm"], seed=j["seed"], run_dir=j["run_dir"], parameters=parameters,
                       section=plan.section, threads=threads, procs=max(1, args.gpus_per_job), nodes=args.nodes_per_job,
@@ -201,7 +219,8 @@ def stop_local(jobs, grace_s: float = 3.0) -> None:
 def _report(job, spec: sweep.Job) -> list[tuple[sweep.Job, str]]:
     """Print one finished job's outcome; returns [(spec, reason)] when it failed (its error and its log)."""
     try:
-        record = job.result()
+        # a multi-node job has one task per node: its result is the first (rank 0) task's
+        record = job.results()[0] if spec.nodes > 1 else job.result()
     except Exception as error:   # submitit's FailedJobError carries the job's traceback
         lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
         reason = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else repr(error))

@@ -258,8 +258,10 @@ def _launch_command(job: Job) -> list[str]:
         import submitit
 
         here = submitit.JobEnvironment()
+        # one rendezvous port per array task, so two multi-node tasks sharing a node do not collide
+        task = int(os.environ.get("SLURM_ARRAY_TASK_ID") or 0)
         command += ["--machines", str(job.nodes), "--machine-rank", str(here.node),
-                    "--main-process-ip", here.hostnames[0]]
+                    "--main-process-ip", here.hostnames[0], "--main-process-port", str(29500 + task % 1000)]
     return command
 
 
@@ -275,6 +277,12 @@ def train_job(job: Job | dict) -> dict:
     if job.procs * job.nodes > 1:
         with _environment(env):
             subprocess.run(_launch_command(job), check=True)
+        if job.nodes > 1:
+            import submitit
+
+            if submitit.JobEnvironment().global_rank != 0:   # only rank 0 writes the record, maybe after this
+                return {"arm": job.arm, "seed": job.seed, "status": "ok", "run_dir": job.run_dir, "metrics": {},
+                        "wall_time_s": None, "rank": submitit.JobEnvironment().global_rank}
     else:
         execute_here(job.slug, job.parameters, env)
     done = pathlib.Path(job.run_dir) / "record.json"

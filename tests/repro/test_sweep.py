@@ -237,12 +237,13 @@ def test_a_multi_node_job_launches_accelerate_across_its_nodes(monkeypatch, tmp_
         node, hostnames = 1, ["gpu-017", "gpu-018"]
 
     monkeypatch.setattr(submitit, "JobEnvironment", Here)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1007")          # array tasks on one node get their own port
     job = sweep.Job(slug="isda", arm="ce", seed=0, run_dir="/r", parameters={"scale": "full", "arms": ["ce"]},
                     procs=4, nodes=2)
     command = sweep._launch_command(job)
     assert command[1:] == [str(ROOT / "ci" / "run_chapter.py"), "isda", "--procs", "4", "--scale", "full",
                            "-p", "arms", '["ce"]', "--machines", "2", "--machine-rank", "1",
-                           "--main-process-ip", "gpu-017"]
+                           "--main-process-ip", "gpu-017", "--main-process-port", "29507"]
     run_chapter = load_ci_script("run_chapter")
     calls = []
     monkeypatch.setattr(run_chapter.subprocess, "run", lambda command, **kwargs: calls.append(command))
@@ -256,7 +257,7 @@ def test_a_multi_node_job_launches_accelerate_across_its_nodes(monkeypatch, tmp_
     flags = dict(zip(launch[launch.index("--num_processes"):-1:2], launch[launch.index("--num_processes") + 1:-1:2]))
     assert flags == {"--num_processes": "8", "--num_machines": "2", "--mixed_precision": "no",
                      "--dynamo_backend": "no", "--machine_rank": "1", "--main_process_ip": "gpu-017",
-                     "--main_process_port": "29500"}
+                     "--main_process_port": "29507"}
     assert "--multi_gpu" in launch and launch[-1].endswith("isda.full.py")
 
 
@@ -293,3 +294,24 @@ def test_a_failed_job_stops_the_sweep_after_its_stage_with_its_reason_and_log(cl
     assert "1 of 3 job(s) of stage 1 failed" in err
     assert "isda ce seed 1: SweepError: isda ce seed 1: the execution ended without record.json " \
            "(log: /logs/101_0_log.err)" in err
+
+
+def test_flags_of_the_other_launcher_are_refused(cli, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["isda", "--scale", "smoke", "--launcher", "local", "--partition", "gpu", "--dry-run"])
+    assert stop.value.code == 2 and "--partition applies to --launcher slurm only" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["isda", "--scale", "smoke", "--launcher", "slurm", "--parallel", "2", "--dry-run"])
+    assert stop.value.code == 2 and "--parallel applies to --launcher local only" in capsys.readouterr().err
+
+
+def test_a_multi_node_job_reports_its_rank_zero_task(cli):
+    class MultiTask(_FakeJob):
+        def result(self):
+            raise AssertionError("You should use `results()` if your job has subtasks")
+
+        def results(self):
+            return [super().result(), {"rank": 1}]
+
+    spec = sweep.Job(slug="isda", arm="ce", seed=2, run_dir="/r", parameters={}, procs=4, nodes=2)
+    assert cli._report(MultiTask(spec), spec) == []
