@@ -19,6 +19,7 @@ import importlib.util
 import json
 import pathlib
 import re
+import statistics
 import sys
 
 import yaml
@@ -426,25 +427,31 @@ def bench_members(results: list[dict], anchor: str = BENCH_ANCHOR) -> list[dict]
     return [chosen[anchor], *others]
 
 
-def bench_arms(members: list[dict]) -> list[dict]:
-    """One row per arm: the runs of the chapter that trained it (the anchor first; records marked
-    ``borrowed_from`` are never counted twice), its accuracy over seeds and the costs that chapter measured."""
+def _arms_by_trainer(members: list[dict]):
+    """Each arm once, from the chapter that trained it (the anchor first; records marked ``borrowed_from`` are
+    never counted twice): yields (result, arm, that arm's own successful runs by seed, the chapter's own runs,
+    (mean, low, high) of test accuracy over seeds)."""
     stats_mod = _module_by_path("_book_repro_stats", ROOT / "lib" / "repro" / "stats.py")
-    rows, seen = [], set()
+    seen = set()
     for r in members:
         own = [run for run in r.get("runs") or [] if "borrowed_from" not in run and run.get("status", "ok") == "ok"]
         order = list((r.get("parameters") or {}).get("arms") or []) + sorted({run["arm"] for run in own})
         for arm in dict.fromkeys(order):
-            runs = [run for run in own if run["arm"] == arm]
+            runs = sorted((run for run in own if run["arm"] == arm), key=lambda x: x["seed"])
             if arm in seen or not runs:
                 continue
             seen.add(arm)
-            values = [float(run["metrics"]["test_acc"]) for run in sorted(runs, key=lambda x: x["seed"])]
-            mean, low, high = stats_mod.mean_ci(values)
-            cost = (r.get("costs") or {}).get(arm) or {}
-            rows.append({"arm": arm, "chapter": r["_slug"], "file": r["_file"], "seeds": len(values),
-                         "mean": mean, "low": low, "high": high, "params": cost.get("params"),
-                         "flops": cost.get("flops"), "latency_ms": cost.get("latency_ms")})
+            yield r, arm, runs, own, stats_mod.mean_ci([float(run["metrics"]["test_acc"]) for run in runs])
+
+
+def bench_arms(members: list[dict]) -> list[dict]:
+    """One row per arm: its accuracy over seeds and the costs the chapter that trained it measured."""
+    rows = []
+    for r, arm, runs, _, (mean, low, high) in _arms_by_trainer(members):
+        cost = (r.get("costs") or {}).get(arm) or {}
+        rows.append({"arm": arm, "chapter": r["_slug"], "file": r["_file"], "seeds": len(runs),
+                     "mean": mean, "low": low, "high": high, "params": cost.get("params"),
+                     "flops": cost.get("flops"), "latency_ms": cost.get("latency_ms")})
     return rows
 
 
@@ -604,42 +611,29 @@ def stale_members(members: list[dict]) -> tuple[list[dict], list[dict]]:
 
 
 def _median(values: list[float]) -> float | None:
-    values = sorted(values)
-    if not values:
-        return None
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+    return statistics.median(values) if values else None
 
 
 def losses_bench_rows(members: list[dict]) -> list[dict]:
-    """One row per arm (taken from the chapter that trained it, borrowed copies never counted twice): accuracy
-    over seeds and the time per training image relative to the same chapter's own cross-entropy runs
-    (median throughput of the control / median throughput of the arm; the control of the arm's regime where the
-    chapter trained it, else its clean-label control: the labels do not change the cost of a step)."""
-    stats_mod = _module_by_path("_book_repro_stats", ROOT / "lib" / "repro" / "stats.py")
-    rows, seen = [], set()
-    for r in members:
-        own = [run for run in r.get("runs") or [] if "borrowed_from" not in run and run.get("status", "ok") == "ok"]
-        order = list((r.get("parameters") or {}).get("arms") or []) + sorted({run["arm"] for run in own})
-        for arm in dict.fromkeys(order):
-            runs = sorted((run for run in own if run["arm"] == arm), key=lambda x: x["seed"])
-            if arm in seen or not runs:
-                continue
-            seen.add(arm)
-            suffix = next((s for s, _ in LOSSES_REGIMES if s and arm.endswith(s)), "")
-            values = [float(run["metrics"]["test_acc"]) for run in runs]
-            mean, low, high = stats_mod.mean_ci(values)
-            speed = lambda a: _median([float(x["train_images_per_s"]) for x in own  # noqa: E731
-                                       if x["arm"] == a and x.get("train_images_per_s")])
-            control_arm = LOSSES_CONTROL + suffix if speed(LOSSES_CONTROL + suffix) else LOSSES_CONTROL
-            control, mine = speed(control_arm), speed(arm)
-            n_control = sum(1 for x in own if x["arm"] == control_arm and x.get("train_images_per_s"))
-            rows.append({"arm": arm, "regime": suffix, "chapter": r["_slug"], "seeds": len(values), "mean": mean,
-                         "low": low, "high": high,
-                         "train_acc": _median([float(x["metrics"]["train_acc"]) for x in runs
-                                               if x["metrics"].get("train_acc") is not None]),
-                         "time_ratio": control / mine if control and mine else None, "control_runs": n_control,
-                         "control_arm": control_arm})
+    """One row per arm (``_arms_by_trainer``): accuracy over seeds and the time per training image relative to the
+    same chapter's own cross-entropy runs (median throughput of the control / median throughput of the arm; the
+    control of the arm's regime where the chapter trained it, else its clean-label control: the labels do not
+    change the cost of a step)."""
+    rows = []
+    for r, arm, runs, own, (mean, low, high) in _arms_by_trainer(members):
+        suffix = next((s for s, _ in LOSSES_REGIMES if s and arm.endswith(s)), "")
+        speeds = {}
+        for x in own:
+            if x.get("train_images_per_s"):
+                speeds.setdefault(x["arm"], []).append(float(x["train_images_per_s"]))
+        control_arm = LOSSES_CONTROL + suffix if speeds.get(LOSSES_CONTROL + suffix) else LOSSES_CONTROL
+        control, mine = _median(speeds.get(control_arm, [])), _median(speeds.get(arm, []))
+        rows.append({"arm": arm, "regime": suffix, "chapter": r["_slug"], "seeds": len(runs), "mean": mean,
+                     "low": low, "high": high,
+                     "train_acc": _median([float(x["metrics"]["train_acc"]) for x in runs
+                                           if x["metrics"].get("train_acc") is not None]),
+                     "time_ratio": control / mine if control and mine else None,
+                     "control_runs": len(speeds.get(control_arm, [])), "control_arm": control_arm})
     return rows
 
 
