@@ -54,6 +54,7 @@ CHAPTER_BACKBONES = {
                              "MobileNetV2-0.5 (coord-attention, triplet-attention, mobilenetv2)"],
     "isda": ["ResNet-8 (isda, decoupling-lt)"],
     "ols": ["ResNet-8 (isda, decoupling-lt)"],      # the losses bench: ISDA's main regime
+    "tf-kd": ["ResNet-8 (isda, decoupling-lt)"],    # the losses bench
     "decoupling-lt": ["ResNet-8 (isda, decoupling-lt)"],
     "strip-pooling": ["SegmentationNet (strip-pooling, CamVid 96×128)"],
 }
