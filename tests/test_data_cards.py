@@ -22,7 +22,7 @@ from lib.data.cards import (
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NAMES = card_names()
 EXPECTED = {"cifar10", "mnist", "fashion_mnist", "sst2", "usps", "omniglot", "omniglot_oneshot", "planetoid", "camvid",
-            "cifar100"}
+            "cifar100", "imagenet1k", "imagenet_lt", "ade20k"}
 IN_MIRROR = [n for n in NAMES if load_card(n).extra.get("offline_mirror", True) is not False]
 NOT_DATA = {"CARD.md", "README.md"}
 
@@ -193,3 +193,19 @@ def test_optional_keys_are_checked(tmp_path):
         (tmp_path / "cifar100.md").write_text(text.replace(old, new), encoding="utf-8")
         with pytest.raises(ValueError, match=message):
             load_card("cifar100", tmp_path)
+
+
+def test_imagenet_synsets_are_the_sorted_1000_and_name_the_tree_folders():
+    card = load_card("imagenet1k")
+    synsets = card.extra["synsets"]
+    assert len(synsets) == 1000 and synsets == sorted(synsets) and synsets[0] == "n01440764"
+    assert card.extra["imagefolder"] == {"train": "train", "validation": "val"}
+    assert card.extra["access"].startswith("gated")
+
+
+def test_ade20k_names_150_classes_and_imagenet_lt_pins_its_three_lists():
+    assert len(load_card("ade20k").label_names) == 150
+    lt = load_card("imagenet_lt")
+    assert [lt.expected_checksum(f"ImageNet_LT_{s}.txt")[0] for s in ("train", "val", "test")] == \
+        ["git-sha1", "sha256", "sha256"]
+    assert {s: spec["rows"] for s, spec in lt.splits.items()} == {"train": 115846, "val": 20000, "test": 50000}

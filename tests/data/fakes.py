@@ -82,3 +82,26 @@ def sha256sums(folder: pathlib.Path, files) -> pathlib.Path:
     lines = [f"{sha256(folder / rel)}  {rel}" for rel in files]
     (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
     return folder / "SHA256SUMS"
+
+
+def imagenet_tree(tmp_path: pathlib.Path, per_class: dict[str, int], classes: int = 3, size=(20, 28)):
+    """A fake ImageNet-1k ImageFolder tree under ``tmp_path/tree`` (``per_class[split]`` JPEGs in each of the first
+    ``classes`` synsets, with SHA256SUMS) and a copy of the book's card for it in ``tmp_path/cards``; returns the
+    tree's folder. Point ``lib.data.cards.CARDS_DIR`` at ``tmp_path/cards`` to use it."""
+    from lib.data.cards import load_card
+
+    rng = np.random.default_rng(0)
+    synsets = load_card("imagenet1k", BOOK_CARDS).extra["synsets"][:classes]
+    folders = {"train": "train", "validation": "val"}
+    tree, files = tmp_path / "tree", []
+    for split, count in per_class.items():
+        for synset in synsets:
+            for k in range(count):
+                rel = f"{folders[split]}/{synset}/{synset}_{k}.JPEG"
+                (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tree / rel).write_bytes(encoded(random_image(rng, size[0] + k % 3, size[1])))
+                files.append(rel)
+    sha256sums(tree, files)
+    card_copy("imagenet1k", tmp_path / "cards", synsets=synsets,
+              splits={s: {"rows": classes * n, "files": [f"**/{s}-*.parquet"]} for s, n in per_class.items()})
+    return tree
