@@ -107,3 +107,28 @@ def test_without_a_folder_the_hubs_parquet_conversion_is_loaded(ade, monkeypatch
     data = open_ade20k("train")
     assert calls == [("scene_parse_150", "scene_parsing", {"split": "train", "revision": "refs/convert/parquet"})]
     assert data.info["origin"] == "hub" and data[1][1][0, 8].item() == 2
+
+
+def test_a_segmentation_model_trains_and_is_evaluated_on_the_streamed_set(ade, tmp_path):
+    from torch import nn
+
+    from fakes import card_copy
+    from lib.measure.segmentation import segmentation_criterion, segmentation_evaluator
+    from lib.train import TrainConfig, fit, seed_everything
+
+    tree, _ = ade
+    for kind in ("images", "annotations"):              # the two frames serve as the validation split too
+        (tree / kind / "validation").symlink_to(tree / kind / "training", target_is_directory=True)
+    sums = (tree / "SHA256SUMS").read_text()
+    (tree / "SHA256SUMS").write_text(sums + sums.replace("/training/", "/validation/"))
+    card_copy("ade20k", tmp_path / "cards", splits={"train": {"rows": 2, "files": ["scene_parsing/train/*.parquet"]},
+                                                    "validation": {"rows": 2, "files": ["x/*.parquet"]}})
+    train = open_ade20k("train", folder=tree, transform=segmentation_train_transform(crop=8, scale=(0.5, 1.0)))
+    test = open_ade20k("validation", folder=tree, transform=segmentation_eval_transform(16))
+    seed_everything(0, threads=1)
+    model = nn.Conv2d(3, 150, 1)
+    out = fit(model, train, test, TrainConfig(epochs=2, batch_size=2, lr=0.1, augment=False), seed=0,
+              criterion=segmentation_criterion(), evaluator=segmentation_evaluator(train.classes), workers=0,
+              progress=False)
+    assert 0 <= out["metrics"]["test_miou"] <= 100 and out["metrics"]["test_loss"] > 0
+    assert len(out["history"]) == 2

@@ -15,7 +15,7 @@ import yaml
 
 from lib.data.cards import parse_front_matter
 
-BOOK_CARDS = pathlib.Path(__file__).resolve().parents[2] / "data_cards"   # the real cards, even while a test patches
+BOOK_CARDS = pathlib.Path(__file__).resolve().parents[1] / "data_cards"   # the real cards, even while a test patches
 
 
 def encoded(array: np.ndarray, fmt: str = "JPEG") -> bytes:
@@ -84,10 +84,12 @@ def sha256sums(folder: pathlib.Path, files) -> pathlib.Path:
     return folder / "SHA256SUMS"
 
 
-def imagenet_tree(tmp_path: pathlib.Path, per_class: dict[str, int], classes: int = 3, size=(20, 28)):
+def imagenet_tree(tmp_path: pathlib.Path, per_class: dict[str, int], classes: int = 3, size=(20, 28),
+                  vary: bool = True):
     """A fake ImageNet-1k ImageFolder tree under ``tmp_path/tree`` (``per_class[split]`` JPEGs in each of the first
-    ``classes`` synsets, with SHA256SUMS) and a copy of the book's card for it in ``tmp_path/cards``; returns the
-    tree's folder. Point ``lib.data.cards.CARDS_DIR`` at ``tmp_path/cards`` to use it."""
+    ``classes`` synsets, heights varying by up to 2 pixels unless ``vary`` is False, with SHA256SUMS) and a copy of
+    the book's card for it in ``tmp_path/cards``; returns the tree's folder. Point ``lib.data.cards.CARDS_DIR`` at
+    ``tmp_path/cards`` to use it."""
     from lib.data.cards import load_card
 
     rng = np.random.default_rng(0)
@@ -99,7 +101,7 @@ def imagenet_tree(tmp_path: pathlib.Path, per_class: dict[str, int], classes: in
             for k in range(count):
                 rel = f"{folders[split]}/{synset}/{synset}_{k}.JPEG"
                 (tree / rel).parent.mkdir(parents=True, exist_ok=True)
-                (tree / rel).write_bytes(encoded(random_image(rng, size[0] + k % 3, size[1])))
+                (tree / rel).write_bytes(encoded(random_image(rng, size[0] + (k % 3 if vary else 0), size[1])))
                 files.append(rel)
     sha256sums(tree, files)
     card_copy("imagenet1k", tmp_path / "cards", synsets=synsets,
