@@ -58,7 +58,6 @@ from .segmentation import IGNORE_INDEX
 # Channel statistics of ImageNet on the 0..1 scale: the values torchvision's pretrained models were trained with.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-LAYOUTS = ("parquet", "imagefolder", "release")
 
 
 # --- transforms ----------------------------------------------------------------------------------------------------
@@ -320,10 +319,16 @@ def _check_rows(card: DataCard, split: str, count: int, where) -> None:
         raise DataSchemaError(f"{card.name}/{split}: {count} rows in {where} but the card states {expected}")
 
 
+def _check_layout(card: DataCard, split: str, layout: str | None, key: str, name: str) -> None:
+    """ValueError unless ``layout`` (None: detected) is ``"parquet"`` or, where the card names a folder for ``split``
+    under ``key``, ``name``; checked before any file is looked at."""
+    accepted = ["parquet"] + ([name] if split in (card.extra.get(key) or {}) else [])
+    if layout is not None and layout not in accepted:
+        raise ValueError(f"{card.name}/{split}: unknown layout {layout!r}; accepted: {', '.join(accepted)}")
+
+
 def _layout(card: DataCard, split: str, base: pathlib.Path, layout: str | None) -> str:
     if layout is not None:
-        if layout not in LAYOUTS:
-            raise ValueError(f"unknown layout {layout!r}; accepted: {', '.join(LAYOUTS)}")
         return layout
     tree = card.extra.get("imagefolder", {}).get(split)
     if tree is not None and (base / tree).is_dir():
@@ -360,6 +365,8 @@ def open_images(name: str, split: str, *, folder: str | os.PathLike | None = Non
     else the hub. Files are checked against the card (module docstring) before any image is read."""
     card = load_card(name)
     _split_spec(card, split)
+    _check_layout(card, split, layout, "imagefolder", "imagefolder")
+    image_col, label_col = _columns(card, label)
     base = dataset_folder(card, folder)
     kind = "hub" if base is None else _layout(card, split, base, layout)
     if kind == "imagefolder":
@@ -368,7 +375,6 @@ def open_images(name: str, split: str, *, folder: str | os.PathLike | None = Non
     else:
         checksums = verify_folder(card, split, base) if base is not None else None
         ds = open_arrow(card, split, base)
-        image_col, label_col = _columns(card, label)
         check_columns(card, split, ds, {image_col: "Image", label_col: "ClassLabel"})
         _check_rows(card, split, len(ds), base or card.hub_id)
         source, labels, classes = ArrowSource(ds, image_col, label_col), _label_column(ds, label_col), \
@@ -454,6 +460,7 @@ def open_ade20k(split: str, *, folder: str | os.PathLike | None = None, transfor
     (``data_cards/ade20k.md``). Targets are class ids 0..149 with "other" as ``IGNORE_INDEX``."""
     card = load_card("ade20k")
     _split_spec(card, split)
+    _check_layout(card, split, layout, "release_folders", "release")
     base = dataset_folder(card, folder)
     kind = "hub" if base is None else _layout(card, split, base, layout)
     if kind == "release":
@@ -467,20 +474,18 @@ def open_ade20k(split: str, *, folder: str | os.PathLike | None = None, transfor
         source = FileSource(base, images, masks=masks,
                             checksums=_require_checksums(base, images + masks, f"ade20k/{split}"))
         info = {"layout": kind, "folder": str(base), "checksums": str(base / CHECKSUM_LIST)}
-    elif kind == "parquet" or kind == "hub":
+    else:
         checksums = verify_folder(card, split, base) if base is not None else None
         ds = open_arrow(card, split, base)
         check_columns(card, split, ds, {"image": "Image", "annotation": "Image"})
         _check_rows(card, split, len(ds), base or card.hub_id)
         source = ArrowSource(ds, "image", "annotation", mask=True)
         info = {"layout": "parquet", "folder": str(base) if base else None, "files_sha256": checksums}
-    else:
-        raise ValueError(f"ade20k has no {kind!r} layout; accepted: release, parquet")
     return StreamingImages(source, None, list(card.label_names), "ade20k", split, transform, _stats(card),
                            mask_lut=_ade_lut(), info={"origin": kind, **info})
 
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "LAYOUTS", "ArrowSource", "FileSource", "StreamingImages",
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ArrowSource", "FileSource", "StreamingImages",
            "default_workers", "epoch_batches", "eval_transform", "evaluation_batches", "make_loader", "open_ade20k",
            "open_imagenet_lt", "open_images", "sample_seed", "segmentation_eval_transform",
            "segmentation_train_transform", "train_transform"]

@@ -76,6 +76,8 @@ def test_errors_for_a_missing_folder_missing_annotations_a_wrong_schema_and_bad_
     tree, parquet = ade
     with pytest.raises(MissingDataError, match=r"ade20k: the folder .*nowhere does not exist"):
         open_ade20k("train", folder=tmp_path / "nowhere")
+    with pytest.raises(ValueError, match=r"ade20k/train: unknown layout 'imagefolder'; accepted: parquet, release"):
+        open_ade20k("train", folder=tmp_path / "nowhere", layout="imagefolder")   # before the folder is looked at
     png = tree / "annotations" / "training" / "ADE_train_00000002.png"
     flip_a_byte(png)
     data = open_ade20k("train", folder=tree)

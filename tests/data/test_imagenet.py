@@ -168,3 +168,11 @@ def test_imagenet_lt_errors_name_the_list_line_the_digest_and_what_is_missing(im
         open_imagenet_lt("test", lists=lists, images=tree)
     with pytest.raises(MissingDataError, match="split lists have no hub copy"):
         open_imagenet_lt("test", images=tree)
+
+
+def test_a_bad_layout_or_label_column_is_refused_before_any_file_is_looked_at(tmp_path):
+    absent = tmp_path / "absent"                         # a folder check would raise MissingDataError instead
+    with pytest.raises(ValueError, match=r"imagenet1k/train: unknown layout 'release'; accepted: parquet, imagefolder"):
+        open_images("imagenet1k", "train", folder=absent, layout="release")
+    with pytest.raises(ValueError, match=r"label column 'image' is not a ClassLabel .*accepted: label"):
+        open_images("imagenet1k", "train", folder=absent, label="image")
