@@ -1,7 +1,6 @@
 """TrainConfig's paper-recipe options: the default loop unchanged bit for bit, TensorFlow-style RMSProp by hand, the
 multistep and exponential schedules with warm-up by hand, the weight average by hand, gradient accumulation equal to
 the whole-batch step, fp16 with a gradient scaler, and the errors for bad settings."""
-import hashlib
 import math
 
 import pytest
@@ -11,7 +10,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 
 import lib.train as train_module
 from lib.train import TrainConfig, fit, make_optimizer, seed_everything
-from tiny import tiny_data, tiny_model
+from tiny import tiny_data, tiny_model, weights_digest
 
 # Recorded with the loop of commit 5b91ac2, before these options and the streaming path existed (seed 3, one
 # thread, tiny_data(64, 0) / tiny_data(32, 1), tiny_model()): per-epoch losses as float.hex and the sha256 of the
@@ -44,11 +43,6 @@ def _cpu_model() -> str:
         return ""
 
 
-def _digest(model) -> str:
-    return hashlib.sha256(b"".join(v.detach().contiguous().numpy().tobytes()
-                                   for v in model.state_dict().values())).hexdigest()
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_the_in_memory_path_is_the_loop_before_the_recipe_options_bit_for_bit(case):
     seed_everything(3, threads=1)
@@ -57,7 +51,7 @@ def test_the_in_memory_path_is_the_loop_before_the_recipe_options_bit_for_bit(ca
     got = {"train_loss": [h["train_loss"] for h in out["history"]], "test_loss": [h["test_loss"] for h in out["history"]]}
     want = {k: [float.fromhex(v) for v in RECORDED[case][k]] for k in ("train_loss", "test_loss")}
     if (torch.__version__, _cpu_model()) == RECORDED_ON:
-        assert got == want and _digest(model) == RECORDED[case]["weights_sha256"]
+        assert got == want and weights_digest(model) == RECORDED[case]["weights_sha256"]
     else:
         assert got == {k: pytest.approx(v, rel=1e-4) for k, v in want.items()}
 

@@ -4,8 +4,6 @@ The streamed path is the same loop: on images that need no transform it gives th
 results do not depend on the number of decoding workers; a run stopped mid-epoch or at an epoch's end and resumed
 ends where the uninterrupted run ends, bit for bit, streamed or in memory, with every recipe option's state
 (optimizer, schedule, weight average, accumulation, augmentation draws) restored."""
-import hashlib
-
 import pytest
 import torch
 
@@ -13,7 +11,7 @@ from fakes import imagenet_tree
 from lib.data import ImageData
 from lib.data.streaming import IMAGENET_MEAN, IMAGENET_STD, eval_transform, open_images, train_transform
 from lib.train import TrainConfig, fit, seed_everything
-from tiny import tiny_data, tiny_model
+from tiny import tiny_data, tiny_model, weights_digest
 
 CONFIG = TrainConfig(epochs=2, batch_size=8, lr=0.05, augment=False)     # 24 training images: 3 steps per epoch
 
@@ -24,11 +22,6 @@ def tree(tmp_path, monkeypatch):
     monkeypatch.setattr("lib.data.cards.CARDS_DIR", tmp_path / "cards")
     monkeypatch.delenv("REPRO_DATA", raising=False)
     return folder
-
-
-def _digest(model) -> str:
-    return hashlib.sha256(b"".join(v.detach().contiguous().numpy().tobytes()
-                                   for v in model.state_dict().values())).hexdigest()
 
 
 def _run(train, test, config=CONFIG, run_dir=None, stop_at=None, **kwargs):
@@ -49,7 +42,7 @@ def _run(train, test, config=CONFIG, run_dir=None, stop_at=None, **kwargs):
 
 
 def _same(a, b):
-    assert _digest(a[0]) == _digest(b[0]) and a[1]["metrics"] == b[1]["metrics"]
+    assert weights_digest(a[0]) == weights_digest(b[0]) and a[1]["metrics"] == b[1]["metrics"]
     assert [h["train_loss"] for h in a[1]["history"]] == [h["train_loss"] for h in b[1]["history"]]
 
 
