@@ -35,7 +35,12 @@ def random_image(rng: np.random.Generator, height: int = 12, width: int = 16) ->
 
 
 def sha256(path: pathlib.Path) -> str:
-    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+    """The file's sha256, read in blocks (mirror files are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def card_copy(name: str, cards_dir: pathlib.Path, **changes) -> dict:

@@ -1,13 +1,13 @@
 """Data cards agree with themselves, with the local mirror ($REPRO_DATA) and with the paper catalogue."""
 from __future__ import annotations
 
-import hashlib
 import os
 import pathlib
 
 import pytest
 import yaml
 
+from fakes import sha256
 from lib.data.cards import (
     CARDS_DIR,
     REQUIRED_KEYS,
@@ -35,14 +35,6 @@ def mirror() -> pathlib.Path:
     if not path.is_dir():
         pytest.skip(f"REPRO_DATA={value} is not a directory")
     return path
-
-
-def sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def mirror_files(folder: pathlib.Path) -> set[str]:
