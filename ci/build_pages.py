@@ -98,6 +98,11 @@ def build_datasets_page(root: str | pathlib.Path = ROOT) -> str:
         "is checked before any data is decoded. The book runs offline from a local mirror in the "
         "schema of the Hugging Face hub dataset named below; without a mirror the hub copy is used.",
         "",
+        "The paper-scale datasets of the full presets (ImageNet-1k, ImageNet-LT, ADE20K, CIFAR-100, PubMed) are not "
+        "in the offline mirror: their cards say how to get them (ImageNet is gated), and a copy the user names is "
+        "checked against the card or, for hub files the book never downloaded, against the checksums the hub "
+        "client recorded beside the copy.",
+        "",
     ]
     if not cards:
         parts += ["No data cards were found.", ""]
@@ -107,8 +112,12 @@ def build_datasets_page(root: str | pathlib.Path = ROOT) -> str:
     for c in cards:
         hub = f"`{c.hub_id}`" + (f" (`{c.hub_config}`)" if c.hub_config else "") if c.hub_id else None
         splits = ", ".join(f"{s} {spec['rows']:,}" for s, spec in c.splits.items())
-        rows.append([f"[{c.title}](#dataset-{c.name})", hub, splits, c.license, c.format])
-    parts += [table(["dataset", "hub id", "splits (rows)", "license", "format"], rows), ""]
+        held = c.extra.get("offline_mirror", True)
+        mirror = "all" if held is True else "none" if held is False else ", ".join(held)
+        rows.append([f"[{c.title}](#dataset-{c.name})", hub, splits, c.license, c.format,
+                     c.extra.get("access"), mirror])
+    parts += [table(["dataset", "hub id", "splits (rows)", "license", "format", "access", "offline mirror"], rows),
+              ""]
 
     for c in cards:
         body = demote_headings(c.body.strip())

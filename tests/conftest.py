@@ -3,7 +3,6 @@ modules."""
 from __future__ import annotations
 
 import hashlib
-import io
 import pathlib
 
 import numpy as np
@@ -11,18 +10,12 @@ import pytest
 import yaml
 
 
-def _png(array: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def tiny_mirror(tmp_path, monkeypatch):
     """A mirror ``tiny/`` (train 40 rows, 4 classes, 8×8 RGB) + its card; REPRO_DATA/REPRO_CACHE point at tmp."""
     import datasets
+
+    from fakes import encoded
 
     rng = np.random.default_rng(0)
     mirror, cards, cache = tmp_path / "mirror", tmp_path / "cards", tmp_path / "cache"
@@ -31,7 +24,7 @@ def tiny_mirror(tmp_path, monkeypatch):
     features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b", "c", "d"])})
     rows = {"img": [], "label": []}
     for i in range(40):
-        rows["img"].append({"bytes": _png(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)), "path": None})
+        rows["img"].append({"bytes": encoded(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "PNG"), "path": None})
         rows["label"].append(i % 4)
     path = mirror / "tiny" / "train-00000-of-00001.parquet"
     datasets.Dataset.from_dict(rows, features=features).to_parquet(str(path))

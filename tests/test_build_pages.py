@@ -179,8 +179,9 @@ def test_datasets_page(tmp_path):
     shutil.copy(ROOT / "data_cards" / "planetoid.md", cards)
     page = bp.build_datasets_page(tmp_path)
     assert page.startswith("# Datasets")
-    assert "| [CIFAR-10](#dataset-cifar10) | `uoft-cs/cifar10` | train 50,000, test 10,000 | unknown | parquet |" in page
-    assert "| raw |" in page and "cora 2,708, citeseer 3,327" in page
+    assert "| [CIFAR-10](#dataset-cifar10) | `uoft-cs/cifar10` | train 50,000, test 10,000 | unknown | parquet | — " \
+           "| all |" in page
+    assert "| raw |" in page and "cora 2,708, citeseer 3,327, pubmed 19,717" in page and "| cora, citeseer |" in page
     assert "\n## CIFAR-10\n" in page and "\n### Deviations from the official release\n" in page
     assert "\n# CIFAR-10\n" not in page  # headings demoted by one level
     assert "**Citation**: Krizhevsky, A. (2009). Learning Multiple Layers of Features from Tiny Images." in page

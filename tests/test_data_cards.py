@@ -1,26 +1,29 @@
 """Data cards agree with themselves, with the local mirror ($REPRO_DATA) and with the paper catalogue."""
 from __future__ import annotations
 
-import hashlib
 import os
 import pathlib
 
 import pytest
 import yaml
 
+from fakes import sha256
 from lib.data.cards import (
     CARDS_DIR,
     REQUIRED_KEYS,
     DataCard,
     UnknownDatasetError,
     card_names,
+    is_pattern,
     load_card,
     parse_front_matter,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NAMES = card_names()
-EXPECTED = {"cifar10", "mnist", "fashion_mnist", "sst2", "usps", "omniglot", "omniglot_oneshot", "planetoid", "camvid"}
+EXPECTED = {"cifar10", "mnist", "fashion_mnist", "sst2", "usps", "omniglot", "omniglot_oneshot", "planetoid", "camvid",
+            "cifar100", "imagenet1k", "imagenet_lt", "ade20k"}
+IN_MIRROR = [n for n in NAMES if load_card(n).extra.get("offline_mirror", True) is not False]
 NOT_DATA = {"CARD.md", "README.md"}
 
 
@@ -32,14 +35,6 @@ def mirror() -> pathlib.Path:
     if not path.is_dir():
         pytest.skip(f"REPRO_DATA={value} is not a directory")
     return path
-
-
-def sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def mirror_files(folder: pathlib.Path) -> set[str]:
@@ -62,12 +57,16 @@ def test_card_parses_with_required_keys(name):
     assert card.name == name and card.path == CARDS_DIR / f"{name}.md"
     assert card.body.strip(), f"{name}: empty datasheet body"
     assert card.format in ("parquet", "raw")
-    # every split file is hashed, and parquet datasets list only parquet files in their splits
+    # every listed file is pinned (sha256 or git blob id; patterns name hub shards verified beside the copy), and
+    # parquet datasets list only parquet files in their splits
     for split, spec in card.splits.items():
         for rel in spec["files"]:
-            assert rel in card.sha256
+            assert is_pattern(rel) or card.expected_checksum(rel) is not None, f"{name}/{split}: {rel} unpinned"
             if card.format == "parquet":
                 assert rel.endswith(".parquet"), f"{name}/{split}: {rel}"
+    held = card.extra.get("offline_mirror", True)
+    if held is not True:   # a dataset the offline mirror lacks says how to get it
+        assert card.extra.get("access"), f"{name}: a card of a dataset outside the offline mirror needs 'access'"
     if card.features is not None:
         labels = [v for v in card.features.values() if str(v).startswith("ClassLabel")]
         if labels and card.label_names is not None:
@@ -77,21 +76,28 @@ def test_card_parses_with_required_keys(name):
 def test_card_names_match_mirror_folders():
     root = mirror()
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
-    assert NAMES == folders
+    assert IN_MIRROR == folders
 
 
-@pytest.mark.parametrize("name", NAMES)
+def _held_files(card: DataCard) -> set[str]:
+    """The card's pinned files the offline mirror holds: all but those of the splits it lacks."""
+    lacking = {rel for split, spec in card.splits.items() if not card.in_offline_mirror(split) for rel in spec["files"]}
+    return set(card.sha256) - lacking
+
+
+@pytest.mark.parametrize("name", IN_MIRROR)
 def test_sha256_matches_mirror(name):
     folder = mirror() / name
     if not folder.is_dir():
         pytest.fail(f"card {name} has no mirror folder {folder}")
     card = load_card(name)
-    assert set(card.sha256) == mirror_files(folder), "the card must hash every data file of the mirror folder"
-    for rel, expected in card.sha256.items():
-        assert sha256(folder / rel) == expected, f"{name}/{rel}: sha256 differs from the card"
+    held = _held_files(card)
+    assert held == mirror_files(folder), "the card must hash every data file of the mirror folder"
+    for rel in held:
+        assert sha256(folder / rel) == card.sha256[rel], f"{name}/{rel}: sha256 differs from the card"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", IN_MIRROR)
 def test_rows_match_parquet(name):
     pq = pytest.importorskip("pyarrow.parquet")
     folder = mirror() / name
@@ -103,7 +109,7 @@ def test_rows_match_parquet(name):
         assert rows == spec["rows"], f"{name}/{split}: parquet has {rows} rows, card says {spec['rows']}"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", IN_MIRROR)
 def test_features_match_parquet_metadata(name):
     pq = pytest.importorskip("pyarrow.parquet")
     import json
@@ -129,9 +135,9 @@ def test_features_match_parquet_metadata(name):
 
 def test_unknown_name_lists_accepted_names():
     with pytest.raises(UnknownDatasetError) as info:
-        load_card("cifar100")
+        load_card("imagenet21k")
     message = str(info.value)
-    assert "cifar100" in message
+    assert "imagenet21k" in message
     for name in NAMES:
         assert name in message
     assert isinstance(info.value, ValueError)
@@ -164,3 +170,34 @@ def test_catalogue_ids_unique_and_complete():
             assert e.get(key), f"{e.get('id')}: missing {key}"
         assert e["tier"] in {"A", "B", "C", "S"}
         assert isinstance(e["arxiv"], str)
+
+
+def test_optional_keys_are_checked(tmp_path):
+    text = (CARDS_DIR / "cifar100.md").read_text(encoding="utf-8")
+    for old, new, message in [
+        ("offline_mirror: false", "offline_mirror: [validation]", "'offline_mirror' must be true, false or a list"),
+        ("label_column: fine_label", "label_column: img", "label_column 'img' is not a ClassLabel feature"),
+        ("sha256: null", "sha256: {cifar100/train.parquet: abc}", "sha256 of 'cifar100/train.parquet' is not 64"),
+        ("files: [cifar100/test-*.parquet]", "files: [cifar100/test.parquet]",
+         "file 'cifar100/test.parquet' of split 'test' has no sha256 \\(or git_sha1\\) entry"),
+    ]:
+        assert old in text
+        (tmp_path / "cifar100.md").write_text(text.replace(old, new), encoding="utf-8")
+        with pytest.raises(ValueError, match=message):
+            load_card("cifar100", tmp_path)
+
+
+def test_imagenet_synsets_are_the_sorted_1000_and_name_the_tree_folders():
+    card = load_card("imagenet1k")
+    synsets = card.extra["synsets"]
+    assert len(synsets) == 1000 and synsets == sorted(synsets) and synsets[0] == "n01440764"
+    assert card.extra["imagefolder"] == {"train": "train", "validation": "val"}
+    assert card.extra["access"].startswith("gated")
+
+
+def test_ade20k_names_150_classes_and_imagenet_lt_pins_its_three_lists():
+    assert len(load_card("ade20k").label_names) == 150
+    lt = load_card("imagenet_lt")
+    assert [lt.expected_checksum(f"ImageNet_LT_{s}.txt")[0] for s in ("train", "val", "test")] == \
+        ["git-sha1", "sha256", "sha256"]
+    assert {s: spec["rows"] for s, spec in lt.splits.items()} == {"train": 115846, "val": 20000, "test": 50000}

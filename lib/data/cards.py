@@ -4,6 +4,12 @@ A card states where a dataset comes from and exactly what the local mirror holds
 id whose schema the mirror follows, license and citation, the features, the splits with their row
 counts and files, and the sha256 of every data file. The body is a short datasheet in Markdown.
 
+Paper-scale datasets that the offline mirror does not hold (ImageNet-1k, ADE20K, ...) have cards too, with
+optional keys (``OPTIONAL_KEYS``): ``access`` (public, or gated and how to get it), ``offline_mirror`` (``false``,
+or the splits it holds), ``git_sha1`` (git blob ids of files the book knows only from a public repository's tree),
+and split ``files`` that may be glob patterns (``data/train-*.parquet``: hub shards whose number and checksums the
+book has not recorded; ``lib.data`` then verifies them against the checksums recorded beside the user's copy).
+
 >>> card = load_card("cifar10")            # doctest: +SKIP
 >>> card.splits["train"]["rows"]           # 50000
 """
@@ -21,6 +27,30 @@ REQUIRED_KEYS = (
     "features", "label_names", "splits", "sha256", "deviations",
 )
 FORMATS = ("parquet", "raw")
+# Optional front-matter keys, checked when present (everything else a card adds lands in ``DataCard.extra``).
+OPTIONAL_KEYS = (
+    "access",                 # how to get the data: "public download", or gated and what the user must do
+    "offline_mirror",         # true (default): the offline mirror holds every file; false; or the splits it holds
+    "git_sha1",               # file -> git blob id, for files the book knows only from a repository's tree
+    "label_column",           # the default ClassLabel column when the features hold several
+    "label_names_by_column",  # ClassLabel column -> its names, for columns other than the default
+    "synsets",                # ImageFolder class-folder names in label order
+    "imagefolder",            # split -> sub-folder of an ImageFolder tree (class folders below it)
+    "hub_revision",           # the hub revision to load (e.g. the hub's automatic Parquet conversion)
+    "image_stats",            # {mean: [...], std: [...]} on the 0..1 scale, for streamed sets
+    "source_dataset",         # the card whose images a split list indexes (ImageNet-LT -> imagenet1k)
+    "release_folders",        # split -> folder name in an official release tree (ADE20K: training, validation)
+)
+GLOB_CHARS = "*?["
+
+
+def is_pattern(rel: str) -> bool:
+    """Whether a split's file entry is a glob pattern (hub shards the card does not enumerate)."""
+    return any(c in rel for c in GLOB_CHARS)
+
+
+def _hex(value, length: int) -> bool:
+    return isinstance(value, str) and len(value) == length and all(c in "0123456789abcdef" for c in value)
 
 
 class UnknownDatasetError(ValueError):
@@ -47,6 +77,25 @@ class DataCard:
     body: str = ""
     path: pathlib.Path | None = None
     extra: dict = field(default_factory=dict, repr=False)
+
+    def in_offline_mirror(self, split: str) -> bool:
+        """Whether the offline mirror (``$REPRO_DATA`` as the book ships it) holds ``split``'s files."""
+        held = self.extra.get("offline_mirror", True)
+        return split in held if isinstance(held, list) else bool(held)
+
+    def expected_checksum(self, rel: str) -> tuple[str, str] | None:
+        """``("sha256", hex)`` or ``("git-sha1", hex)`` the card states for file ``rel``, or None."""
+        if rel in self.sha256:
+            return "sha256", self.sha256[rel]
+        if rel in (self.extra.get("git_sha1") or {}):
+            return "git-sha1", self.extra["git_sha1"][rel]
+        return None
+
+    def label_names_of(self, column: str | None) -> list[str] | None:
+        """Names of ClassLabel ``column`` (the default label column's are ``label_names``)."""
+        if column is None or column == self.extra.get("label_column", column):
+            return self.label_names
+        return (self.extra.get("label_names_by_column") or {}).get(column)
 
     def split_files(self, split: str) -> list[str]:
         """File names of ``split``, relative to the dataset's mirror folder."""
@@ -109,12 +158,18 @@ def _validate(meta: dict, path: pathlib.Path) -> None:
     splits = meta["splits"]
     if not isinstance(splits, dict) or not splits:
         raise ValueError(f"{where}: 'splits' must be a non-empty mapping split -> {{rows, files}}")
-    hashes = meta["sha256"]
-    if not isinstance(hashes, dict) or not hashes:
-        raise ValueError(f"{where}: 'sha256' must be a non-empty mapping file -> sha256")
+    hashes = meta["sha256"] if meta["sha256"] is not None else {}
+    if not isinstance(hashes, dict):
+        raise ValueError(f"{where}: 'sha256' must be a mapping file -> sha256 (or null when no listed file has one)")
     for rel, digest in hashes.items():
-        if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+        if not _hex(digest, 64):
             raise ValueError(f"{where}: sha256 of {rel!r} is not 64 lowercase hex digits: {digest!r}")
+    blobs = meta.get("git_sha1") or {}
+    if not isinstance(blobs, dict):
+        raise ValueError(f"{where}: 'git_sha1' must be a mapping file -> git blob id")
+    for rel, digest in blobs.items():
+        if not _hex(digest, 40):
+            raise ValueError(f"{where}: git_sha1 of {rel!r} is not 40 lowercase hex digits: {digest!r}")
     for split, spec in splits.items():
         if not isinstance(spec, dict) or "rows" not in spec or "files" not in spec:
             raise ValueError(f"{where}: split {split!r} needs 'rows' and 'files'")
@@ -123,14 +178,39 @@ def _validate(meta: dict, path: pathlib.Path) -> None:
         if not isinstance(spec["files"], list) or not spec["files"]:
             raise ValueError(f"{where}: split {split!r} lists no files")
         for rel in spec["files"]:
-            if rel not in hashes:
-                raise ValueError(f"{where}: file {rel!r} of split {split!r} has no sha256 entry")
-    for key in ("features", "sha256"):
-        if meta[key] is not None and not isinstance(meta[key], dict):
-            raise ValueError(f"{where}: {key!r} must be a mapping or null")
+            if not is_pattern(rel) and rel not in hashes and rel not in blobs:
+                raise ValueError(f"{where}: file {rel!r} of split {split!r} has no sha256 (or git_sha1) entry")
+    if meta["features"] is not None and not isinstance(meta["features"], dict):
+        raise ValueError(f"{where}: 'features' must be a mapping or null")
     for key in ("label_names", "deviations"):
         if meta[key] is not None and not isinstance(meta[key], list):
             raise ValueError(f"{where}: {key!r} must be a list or null")
+    _validate_optional(meta, where)
+
+
+def _validate_optional(meta: dict, where: str) -> None:
+    if "access" in meta and not (isinstance(meta["access"], str) and meta["access"].strip()):
+        raise ValueError(f"{where}: 'access' must be a non-empty string")
+    held = meta.get("offline_mirror", True)
+    if not isinstance(held, (bool, list)) or (isinstance(held, list) and not set(held) <= set(meta["splits"])):
+        raise ValueError(f"{where}: 'offline_mirror' must be true, false or a list of the card's splits, got {held!r}")
+    features = meta["features"] or {}
+    column = meta.get("label_column")
+    if column is not None and not str(features.get(column, "")).startswith("ClassLabel"):
+        raise ValueError(f"{where}: label_column {column!r} is not a ClassLabel feature of {sorted(features)}")
+    for name, names in (meta.get("label_names_by_column") or {}).items():
+        if not str(features.get(name, "")).startswith("ClassLabel") or not isinstance(names, list):
+            raise ValueError(f"{where}: label_names_by_column[{name!r}] must list the names of a ClassLabel feature")
+    for key in ("synsets",):
+        if key in meta and not (isinstance(meta[key], list) and len(set(meta[key])) == len(meta[key])):
+            raise ValueError(f"{where}: {key!r} must be a list of distinct names")
+    if "imagefolder" in meta and not (isinstance(meta["imagefolder"], dict)
+                                      and set(meta["imagefolder"]) <= set(meta["splits"])):
+        raise ValueError(f"{where}: 'imagefolder' must map some of the card's splits to sub-folders")
+    stats = meta.get("image_stats")
+    if stats is not None and not (isinstance(stats, dict) and set(stats) == {"mean", "std"}
+                                  and all(isinstance(stats[k], list) and len(stats[k]) == 3 for k in stats)):
+        raise ValueError(f"{where}: 'image_stats' must be {{mean: [r, g, b], std: [r, g, b]}}")
 
 
 def load_card(name: str, cards_dir: str | pathlib.Path | None = None) -> DataCard:
@@ -150,5 +230,6 @@ def load_card(name: str, cards_dir: str | pathlib.Path | None = None) -> DataCar
         raise ValueError(f"data card {path}: {exc}") from exc
     _validate(meta, path)
     known = {k: meta[k] for k in REQUIRED_KEYS}
+    known["sha256"] = meta["sha256"] or {}   # a card whose files are all patterns or git blobs may list none
     extra = {k: v for k, v in meta.items() if k not in REQUIRED_KEYS}
     return DataCard(**known, body=body, path=path, extra=extra)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from filelock import FileLock
 
-from .cards import DataCard, load_card
+from .cards import DataCard, is_pattern, load_card
 
 CACHE_VERSION = 2  # bump when the cached tensor layout changes (2: every cache file has a .sha256 beside it)
 
@@ -99,18 +99,146 @@ def sha256_file(path: pathlib.Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-# sha256 of the mirror files this process has already read, keyed by what changes when a file is written or
-# replaced (device, inode, size, modification time in ns): a chapter that loads one split several times (a
-# subset, its noisy-label copy, its labels alone) reads each file once.
+def git_blob_sha1(path: pathlib.Path, chunk: int = 1 << 20) -> str:
+    """The git blob id of a file: sha1 of ``b"blob <size>\\0"`` followed by its bytes (what a repository tree lists)."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# Digests of the files this process has already read, keyed by the algorithm and by what changes when a file is
+# written or replaced (device, inode, size, modification time in ns): a chapter that loads one split several times
+# (a subset, its noisy-label copy, its labels alone) reads each file once.
 _VERIFIED: dict[tuple, str] = {}
+_ALGORITHMS = {"sha256": lambda path: sha256_file(path), "git-sha1": lambda path: git_blob_sha1(path)}
+
+
+def _file_digest(path: pathlib.Path, algorithm: str = "sha256") -> str:
+    stat = path.stat()
+    key = (algorithm, str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = _ALGORITHMS[algorithm](path)
+    return _VERIFIED[key]
 
 
 def _mirror_sha256(path: pathlib.Path) -> str:
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    if key not in _VERIFIED:
-        _VERIFIED[key] = sha256_file(path)
-    return _VERIFIED[key]
+    return _file_digest(path, "sha256")
+
+
+# Where a user's own copy records the checksums the book checks it against, when the card cannot state them (hub
+# shards the book never downloaded): the Hugging Face client's download record, which `hf download --local-dir`
+# writes beside the data (its second line is the file's etag: the sha256 for LFS files, the git blob id otherwise),
+# or a SHA256SUMS list in the format `sha256sum` writes.
+HUB_RECORD_DIR = pathlib.PurePosixPath(".cache/huggingface/download")
+CHECKSUM_LIST = "SHA256SUMS"
+
+
+def _checksum_list(folder: pathlib.Path) -> dict[str, str]:
+    path = folder / CHECKSUM_LIST
+    if not path.is_file():
+        return {}
+    sums = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        digest, _, rel = line.partition(" ")
+        rel = rel[1:] if rel[:1] in ("*", " ") else rel   # `sha256sum` writes "<hex>  <file>" or "<hex> *<file>"
+        if len(digest) != 64 or not rel:
+            raise ChecksumError(f"{path}, line {number}: expected '<sha256>  <file>' as sha256sum writes it, got {line!r}")
+        sums[rel.removeprefix("./")] = digest.lower()
+    return sums
+
+
+def recorded_checksum(folder: pathlib.Path, rel: str) -> tuple[str, str, str] | None:
+    """``(algorithm, hex, where)`` recorded beside a user's copy for file ``rel``, or None (see ``HUB_RECORD_DIR``)."""
+    record = folder / HUB_RECORD_DIR / f"{rel}.metadata"
+    if record.is_file():
+        lines = record.read_text().splitlines()
+        etag = lines[1].strip().strip('"').lower() if len(lines) > 1 else ""
+        if len(etag) in (40, 64):
+            return ("sha256" if len(etag) == 64 else "git-sha1"), etag, f"the hub's download record {record}"
+    listed = _checksum_list(folder).get(rel)
+    return ("sha256", listed, f"{folder / CHECKSUM_LIST}") if listed else None
+
+
+def expected_checksum(card: DataCard, folder: pathlib.Path, rel: str) -> tuple[str, str, str] | None:
+    """What file ``rel`` must hash to: the card's value first, else the one recorded beside the copy."""
+    stated = card.expected_checksum(rel)
+    if stated is not None:
+        return stated[0], stated[1], f"the data card {card.path.name if card.path else card.name}"
+    return recorded_checksum(folder, rel)
+
+
+def dataset_folder(card: DataCard, folder: str | os.PathLike | None = None) -> pathlib.Path | None:
+    """The folder that holds dataset ``card``'s files: ``folder`` (a copy the user names), else ``$REPRO_DATA/<name>``,
+    else None (the hub). A named folder that does not exist is a MissingDataError."""
+    if folder is not None:
+        path = pathlib.Path(folder).expanduser()
+        if not path.is_dir():
+            raise MissingDataError(f"{card.name}: the folder {path} does not exist or is not a directory; name the "
+                                   f"folder that holds {card.name}'s files (layout: data_cards/{card.name}.md)")
+        return path.resolve()
+    root = mirror_root()
+    return root / card.name if root is not None else None
+
+
+def _where(card: DataCard, folder: pathlib.Path) -> str:
+    root = mirror_root()
+    if root is not None and folder == root / card.name:
+        return f"the mirror {folder} (REPRO_DATA={root})"
+    return f"the folder {folder}"
+
+
+def split_paths(card: DataCard, split: str, folder: pathlib.Path) -> list[str]:
+    """The files of ``split`` under ``folder``, relative to it: literal entries as listed, glob patterns expanded
+    (sorted). A missing file or a pattern that matches nothing is a MissingDataError."""
+    listed = _split_spec(card, split)["files"]
+    found = []
+    for rel in listed:
+        if is_pattern(rel):
+            matches = sorted(p.relative_to(folder).as_posix() for p in folder.glob(rel) if p.is_file())
+            if not matches:
+                raise MissingDataError(f"{card.name}/{split}: no file matches {rel!r} in {_where(card, folder)}; "
+                                       f"expected files: {', '.join(listed)}")
+            found += matches
+        elif not (folder / rel).is_file():
+            raise MissingDataError(f"{card.name}/{split}: file {rel!r} is missing from {_where(card, folder)}; "
+                                   f"expected files: {', '.join(listed)}")
+        else:
+            found.append(rel)
+    return found
+
+
+def verify_folder(card: DataCard, split: str, folder: pathlib.Path) -> dict[str, str]:
+    """Check every file of ``split`` under ``folder`` against ``expected_checksum``; return ``{file: digest}``
+    (``"git-sha1:<hex>"`` for a file known by its git blob id).
+
+    Raises MissingDataError or ChecksumError (naming the file, its digest and the expected one) before anything is
+    decoded or trained; a file with no checksum anywhere is a ChecksumError saying where to record one.
+    """
+    checked = {}
+    for rel in split_paths(card, split, folder):
+        path = folder / rel
+        expected = expected_checksum(card, folder, rel)
+        if expected is None:
+            hub = f"`hf download {card.hub_id} --repo-type dataset --local-dir {folder}` writes" if card.hub_id else \
+                "the hub client writes"
+            raise ChecksumError(
+                f"{card.name}/{split}: no checksum to verify {path} against: the data card lists none for {rel!r}, and "
+                f"{folder} has neither the hub's download record ({HUB_RECORD_DIR}/{rel}.metadata, which {hub}) nor "
+                f"a line for it in {folder / CHECKSUM_LIST} (the format `sha256sum` writes; compare it with the "
+                f"sha256 the hub shows for the file). Nothing was decoded or trained.")
+        algorithm, digest, where = expected
+        actual = _file_digest(path, algorithm)
+        if actual != digest:
+            raise ChecksumError(
+                f"checksum mismatch for {path}: {algorithm} {actual} but {where} expects {digest}. The file is "
+                f"corrupted, truncated or a different version; restore it from the source named in "
+                f"data_cards/{card.name}.md. Nothing was decoded or trained.")
+        checked[rel] = actual if algorithm == "sha256" else f"{algorithm}:{actual}"
+    return checked
 
 
 def _split_spec(card: DataCard, split: str) -> dict:
@@ -120,65 +248,75 @@ def _split_spec(card: DataCard, split: str) -> dict:
 
 
 def verify_split(card: DataCard, split: str, root: pathlib.Path) -> dict[str, str]:
-    """Check every mirror file of ``split`` against the card's sha256; return ``{file: sha256}``.
+    """Check every mirror file of ``split`` (under ``root/<name>/``) against the card; return ``{file: sha256}``.
 
     Raises MissingDataError or ChecksumError before anything is decoded or trained.
     """
-    checked = {}
-    for rel in _split_spec(card, split)["files"]:
-        path = root / card.name / rel
-        if not path.is_file():
-            raise MissingDataError(
-                f"{card.name}/{split}: file {rel!r} is missing from the mirror {root / card.name} "
-                f"(REPRO_DATA={root}); expected files: {', '.join(_split_spec(card, split)['files'])}")
-        expected = card.sha256.get(rel)
-        if expected is None:
-            raise ChecksumError(f"{card.name}: data card {card.path} lists no sha256 for {rel!r}")
-        actual = _mirror_sha256(path)
-        if actual != expected:
-            raise ChecksumError(
-                f"checksum mismatch for {path}: sha256 {actual} but the data card {card.path.name} expects "
-                f"{expected}. The file is corrupted, truncated or a different version; restore it from the "
-                f"source named in the card. Nothing was decoded or trained.")
-        checked[rel] = actual
-    return checked
+    return verify_folder(card, split, pathlib.Path(root) / card.name)
 
 
-def _columns(card: DataCard) -> tuple[str, str]:
+def _columns(card: DataCard, label: str | None = None) -> tuple[str, str]:
+    """The image column and the label column (``label``, else the card's ``label_column``, else its one ClassLabel)."""
     image_cols = [k for k, v in card.features.items() if str(v).startswith("Image")]
     label_cols = [k for k, v in card.features.items() if str(v).startswith("ClassLabel")]
-    if len(image_cols) != 1 or len(label_cols) != 1:
+    column = label or card.extra.get("label_column") or (label_cols[0] if len(label_cols) == 1 else None)
+    if len(image_cols) != 1 or column is None:
         raise DataSchemaError(f"{card.name}: load() needs one Image and one ClassLabel feature; card has {card.features}")
-    return image_cols[0], label_cols[0]
+    if column not in label_cols:
+        raise ValueError(f"{card.name}: label column {column!r} is not a ClassLabel feature of the card; "
+                         f"accepted: {', '.join(label_cols)}")
+    return image_cols[0], column
 
 
-def _open_dataset(card: DataCard, split: str, root: pathlib.Path | None):
+def open_arrow(card: DataCard, split: str, folder: pathlib.Path | None):
+    """``split`` as a ``datasets.Dataset`` (Arrow, memory-mapped): the parquet files of ``split`` under ``folder``
+    (check them with ``verify_folder`` first), or the hub's copy when ``folder`` is None."""
     import datasets  # imported lazily: heavy, and only needed on a cache miss
 
     datasets.disable_progress_bars()
-    if root is not None:
-        files = [str(root / card.name / rel) for rel in _split_spec(card, split)["files"]]
-        ds = datasets.load_dataset("parquet", data_files={split: files}, split=split)
-    else:
-        if card.hub_id is None:
-            raise MissingDataError(f"{card.name} has no hub id; set REPRO_DATA to a local mirror")
-        _check_hub_reachable(card)
-        try:
-            ds = datasets.load_dataset(card.hub_id, card.hub_config, split=split)
-        except Exception as error:
-            raise MissingDataError(f"{card.name}: loading {card.hub_id!r} from the Hugging Face hub failed "
-                                   f"({type(error).__name__}: {str(error)[:300]}); REPRO_DATA is not set. Set "
-                                   f"REPRO_DATA to a local mirror (<name>/<split>-0000i-of-0000N.parquet).") from error
-    image_col, label_col = _columns(card)
-    missing = {image_col, label_col} - set(ds.column_names)
+    if folder is not None:
+        files = [str(folder / rel) for rel in split_paths(card, split, folder)]
+        return datasets.load_dataset("parquet", data_files={split: files}, split=split)
+    if card.hub_id is None:
+        raise MissingDataError(f"{card.name} has no hub id; set REPRO_DATA to a local mirror or name a folder")
+    _check_hub_reachable(card)
+    try:
+        return datasets.load_dataset(card.hub_id, card.hub_config, split=split,
+                                     revision=card.extra.get("hub_revision"))
+    except Exception as error:
+        access = f" Access: {card.extra['access']}." if card.extra.get("access") else ""
+        raise MissingDataError(f"{card.name}: loading {card.hub_id!r} from the Hugging Face hub failed "
+                               f"({type(error).__name__}: {str(error)[:300]}); REPRO_DATA is not set.{access} Set "
+                               f"REPRO_DATA to a local mirror (<name>/<split>-0000i-of-0000N.parquet) or name a "
+                               f"folder holding a copy.") from error
+
+
+def check_columns(card: DataCard, split: str, ds, expected: dict[str, str]) -> None:
+    """DataSchemaError unless ``ds`` has every column of ``expected`` (column -> ``"Image"`` | ``"ClassLabel"``)
+    with that feature type; the message names what is missing or mistyped and what the card expects."""
+    import datasets
+
+    missing = set(expected) - set(ds.column_names)
     if missing:
         raise DataSchemaError(
             f"{card.name}/{split}: columns {sorted(missing)} missing; found {ds.column_names}, "
             f"the card expects {sorted(card.features)}")
-    if not isinstance(ds.features[image_col], datasets.Image) or not isinstance(ds.features[label_col], datasets.ClassLabel):
-        raise DataSchemaError(
-            f"{card.name}/{split}: expected {image_col}: Image and {label_col}: ClassLabel, found "
-            f"{ds.features[image_col]} and {ds.features[label_col]}")
+    wrong = {c: ds.features[c] for c, kind in expected.items() if not isinstance(ds.features[c], getattr(datasets, kind))}
+    if wrong:
+        raise DataSchemaError(f"{card.name}/{split}: expected " + " and ".join(f"{c}: {expected[c]}" for c in expected)
+                              + ", found " + " and ".join(f"{c}: {ds.features[c]}" for c in expected))
+    for column, kind in expected.items():
+        stated = str((card.features or {}).get(column, ""))
+        if kind == "ClassLabel" and stated.startswith("ClassLabel(") and stated[11:-1].isdigit():
+            if ds.features[column].num_classes != int(stated[11:-1]):
+                raise DataSchemaError(f"{card.name}/{split}: {column} has {ds.features[column].num_classes} classes, "
+                                      f"the card states {stated}")
+
+
+def _open_dataset(card: DataCard, split: str, folder: pathlib.Path | None, label: str | None = None):
+    ds = open_arrow(card, split, folder)
+    image_col, label_col = _columns(card, label)
+    check_columns(card, split, ds, {image_col: "Image", label_col: "ClassLabel"})
     return ds, image_col, label_col
 
 
@@ -207,7 +345,7 @@ def _label_column(ds, label_col: str) -> torch.Tensor:
     """The label column in row order (a selection's rows included) as int64, read as one Arrow array: indexing
     ``ds[label_col]`` builds a Python list through the row formatter, seconds for 50,000 rows."""
     column = ds.select_columns([label_col]).with_format("arrow")[label_col]
-    return torch.from_numpy(np.asarray(column.to_numpy(), dtype=np.int64))
+    return torch.from_numpy(np.array(column.to_numpy(), dtype=np.int64))   # a writable copy
 
 
 def _decode(ds, image_col: str, label_col: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -272,39 +410,48 @@ def load_cache(path: pathlib.Path, keys: tuple[str, ...] = ("images", "labels", 
     return None
 
 
-def load(name: str, split: str, *, per_class: int | None = None, subset_seed: int = 0) -> ImageData:
+def load(name: str, split: str, *, per_class: int | None = None, subset_seed: int = 0,
+         folder: str | os.PathLike | None = None, label: str | None = None) -> ImageData:
     """Load ``split`` of dataset ``name`` as uint8 tensors (verified, decoded once, cached).
 
-    With ``per_class``, only a class-balanced subset (``balanced_subset(labels, per_class, subset_seed)``)
-    is returned; when the whole split is not cached yet, only those rows are decoded and cached.
+    The files come from ``folder`` (a copy in the hub's parquet layout that the user names), else from
+    ``$REPRO_DATA/<name>/``, else from the hub; ``label`` picks another ClassLabel column (CIFAR-100's
+    ``coarse_label``). With ``per_class``, only a class-balanced subset (``balanced_subset(labels, per_class,
+    subset_seed)``) is returned; when the whole split is not cached yet, only those rows are decoded and cached.
 
     >>> train = load("cifar10", "train")        # doctest: +SKIP
     >>> train.images.shape, train.images.dtype  # (50000, 3, 32, 32), torch.uint8
     """
     card = load_card(name)
     _split_spec(card, split)
-    root = mirror_root()
+    image_col, label_col = _columns(card, label)
+    root = dataset_folder(card, folder)
     ds = None
     if root is not None:
-        checksums = verify_split(card, split, root)
+        checksums = verify_folder(card, split, root)
         key = hashlib.sha256("".join(sorted(checksums.values())).encode()).hexdigest()[:16]
-        source = {"origin": "mirror", "files_sha256": checksums}
+        source = {"origin": "mirror" if folder is None else "folder", "files_sha256": checksums}
+        if folder is not None:
+            source["folder"] = str(root)
     else:
-        ds, image_col, label_col = _open_dataset(card, split, None)
+        ds, image_col, label_col = _open_dataset(card, split, None, label)
         key = ds._fingerprint[:16]
         source = {"origin": "hub", "hub_id": card.hub_id, "fingerprint": ds._fingerprint}
+    if sum(str(v).startswith("ClassLabel") for v in card.features.values()) > 1:
+        key = f"{key}-{label_col}"      # one cache per label column of a card with several
+        source["label_column"] = label_col
 
-    folder = cache_dir() / name
+    cache = cache_dir() / name
     from ..repro.store import check_writable
 
-    check_writable(folder, "decoded-data cache (REPRO_CACHE)")
-    full_path = folder / f"{split}-v{CACHE_VERSION}-{key}.pt"
+    check_writable(cache, "decoded-data cache (REPRO_CACHE)")
+    full_path = cache / f"{split}-v{CACHE_VERSION}-{key}.pt"
     with FileLock(str(full_path) + ".lock"):
         cached = load_cache(full_path)
         if cached is not None or per_class is None:
             if cached is None:
                 if ds is None:
-                    ds, image_col, label_col = _open_dataset(card, split, root)
+                    ds, image_col, label_col = _open_dataset(card, split, root, label)
                 cached = _decode_checked(card, split, ds, image_col, label_col)
                 save_cache(cached, full_path)
             data = ImageData(cached["images"], cached["labels"], cached["classes"], name, split,
@@ -314,10 +461,10 @@ def load(name: str, split: str, *, per_class: int | None = None, subset_seed: in
             return data.subset(balanced_subset(data.labels, per_class, subset_seed))
     # A subset of a split that is not cached whole: read the labels, decode only the chosen rows.
     if ds is None:
-        ds, image_col, label_col = _open_dataset(card, split, root)
+        ds, image_col, label_col = _open_dataset(card, split, root, label)
     indices = balanced_subset(_label_column(ds, label_col), per_class, subset_seed)
     digest = hashlib.sha256(indices.numpy().tobytes()).hexdigest()[:16]
-    sub_path = folder / f"{split}-v{CACHE_VERSION}-{key}-rows-{digest}.pt"
+    sub_path = cache / f"{split}-v{CACHE_VERSION}-{key}-rows-{digest}.pt"
     with FileLock(str(sub_path) + ".lock"):
         cached = load_cache(sub_path)
         if cached is None:
@@ -328,15 +475,16 @@ def load(name: str, split: str, *, per_class: int | None = None, subset_seed: in
                      {**source, "rows": len(indices), "indices_sha256": digest})
 
 
-def load_labels(name: str, split: str) -> torch.Tensor:
-    """The labels of ``split`` of dataset ``name`` in row order, read without decoding any image (mirror files are
-    checked against the card first)."""
+def load_labels(name: str, split: str, *, folder: str | os.PathLike | None = None,
+                label: str | None = None) -> torch.Tensor:
+    """The labels of ``split`` of dataset ``name`` in row order, read without decoding any image (files are
+    checked against the card first; ``folder`` and ``label`` as in ``load``)."""
     card = load_card(name)
     _split_spec(card, split)
-    root = mirror_root()
+    root = dataset_folder(card, folder)
     if root is not None:
-        verify_split(card, split, root)
-    ds, _, label_col = _open_dataset(card, split, root)
+        verify_folder(card, split, root)
+    ds, _, label_col = _open_dataset(card, split, root, label)
     labels = _label_column(ds, label_col)
     expected_rows = _split_spec(card, split).get("rows")
     if expected_rows is not None and len(labels) != expected_rows:

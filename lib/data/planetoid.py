@@ -1,4 +1,4 @@
-"""Planetoid citation graphs (Cora, CiteSeer) with the public split, read from the raw files of the mirror.
+"""Planetoid citation graphs (Cora, CiteSeer, PubMed) with the public split, read from the raw files.
 
 The raw files are those of Yang, Cohen and Salakhutdinov (ICML 2016, github.com/kimiyoung/planetoid), the split
 every GCN-style paper reports on: 20 labelled nodes per class for training, 500 validation nodes, 1,000 test nodes
@@ -15,8 +15,10 @@ code, arXiv:2007.09296), without depending on it:
 * ``adjacency`` = D^-1/2 (A + I) D^-1/2 with D the degree matrix of A + I (Kipf & Welling, arXiv:1609.02907,
   Eq. 2), a symmetric sparse CSR tensor.
 
-Every file's sha256 is checked against the data card before it is unpickled. The mirror (``$REPRO_DATA``) is
-required: the Hugging Face hub has no copy of the raw Planetoid format.
+Every file is checked against the data card (sha256, or the git blob id for PubMed's ``allx``) before it is
+unpickled. The files come from a folder the user names (a PyTorch Geometric root: ``<folder>/PubMed/raw/ind.pubmed.*``)
+or from the mirror (``$REPRO_DATA/planetoid/``); the Hugging Face hub has no copy of the raw Planetoid format.
+PubMed is not in the offline mirror (``data_cards/planetoid.md`` says where to get it).
 """
 from __future__ import annotations
 
@@ -29,12 +31,12 @@ import numpy as np
 import torch
 
 from .cards import load_card
-from .images import MissingDataError, mirror_root, verify_split
+from .images import MissingDataError, mirror_root, verify_folder
 
 # PyTorch flags its CSR kernels as beta on every first use; the book relies on the tested subset only.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
-NAMES = {"cora": ("Cora", "cora"), "citeseer": ("CiteSeer", "citeseer")}
+NAMES = {"cora": ("Cora", "cora"), "citeseer": ("CiteSeer", "citeseer"), "pubmed": ("PubMed", "pubmed")}
 PARTS = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")
 
 
@@ -106,26 +108,36 @@ def _unpickle(path: pathlib.Path):
             return pickle.load(handle, encoding="latin1")
 
 
-def load_planetoid(name: str, *, normalize_features: bool = True, root: str | pathlib.Path | None = None) -> GraphData:
-    """Cora or CiteSeer with the public Planetoid split (module docstring), verified against its data card.
+def load_planetoid(name: str, *, normalize_features: bool = True, root: str | pathlib.Path | None = None,
+                   folder: str | pathlib.Path | None = None) -> GraphData:
+    """Cora, CiteSeer or PubMed with the public Planetoid split (module docstring), verified against its data card.
 
-    ``name`` is ``"cora"`` or ``"citeseer"`` (case-insensitive); ``root`` defaults to ``$REPRO_DATA``.
-    Raises ValueError for an unknown name, MissingDataError without a mirror or with a missing file,
-    ChecksumError for a file whose sha256 differs from the card.
+    ``name`` is ``"cora"``, ``"citeseer"`` or ``"pubmed"`` (case-insensitive). The files are read from ``folder``
+    (a Planetoid root holding ``<Name>/raw/ind.<name>.*``, as PyTorch Geometric lays it out), else from
+    ``root/planetoid/`` (``root`` defaults to ``$REPRO_DATA``). Raises ValueError for an unknown name,
+    MissingDataError without a source or with a missing file, ChecksumError for a file whose digest differs from
+    the card.
     """
     key = name.lower()
     if key not in NAMES:
         raise ValueError(f"unknown Planetoid graph {name!r}; accepted: {', '.join(NAMES)}")
-    folder, prefix = NAMES[key]
-    root = pathlib.Path(root) if root is not None else mirror_root()
-    if root is None:
-        raise MissingDataError(
-            f"planetoid/{key}: REPRO_DATA is not set and the Hugging Face hub has no loader for the raw Planetoid "
-            f"format; set REPRO_DATA to a mirror holding planetoid/{folder}/raw/ind.{prefix}.* "
-            f"(see data_cards/planetoid.md for the files and their sha256)")
+    directory, prefix = NAMES[key]
     card = load_card("planetoid")
-    checked = verify_split(card, key, root)
-    raw = root / card.name / folder / "raw"
+    if folder is not None:
+        base = pathlib.Path(folder).expanduser()
+        if not base.is_dir():
+            raise MissingDataError(f"planetoid/{key}: the folder {base} does not exist or is not a directory; name a "
+                                   f"Planetoid root holding {directory}/raw/ind.{prefix}.*")
+    else:
+        root = pathlib.Path(root) if root is not None else mirror_root()
+        if root is None:
+            raise MissingDataError(
+                f"planetoid/{key}: REPRO_DATA is not set and the Hugging Face hub has no loader for the raw Planetoid "
+                f"format; set REPRO_DATA to a mirror holding planetoid/{directory}/raw/ind.{prefix}.*, or pass "
+                f"folder=<a Planetoid root> (see data_cards/planetoid.md for the files and their checksums)")
+        base = root / card.name
+    checked = verify_folder(card, key, base)
+    raw = base / directory / "raw"
     parts = {p: _unpickle(raw / f"ind.{prefix}.{p}") for p in PARTS if p != "test.index"}
     test_index = np.loadtxt(raw / f"ind.{prefix}.test.index", dtype=np.int64).reshape(-1)
     sorted_test = np.sort(test_index)
@@ -158,7 +170,8 @@ def load_planetoid(name: str, *, normalize_features: bool = True, root: str | pa
         name=key, features=features, labels=torch.from_numpy(y).long(), train_mask=masks[0], val_mask=masks[1],
         test_mask=masks[2], adjacency=normalized_adjacency(edges, n), edges=edges,
         num_classes=int(parts["y"].shape[1]),
-        source={"origin": "mirror", "dataset": "planetoid", "split": key, "files": checked,
+        source={"origin": "mirror" if folder is None else "folder", "dataset": "planetoid", "split": key,
+                "files": checked,
                 "normalize_features": normalize_features})
 
 

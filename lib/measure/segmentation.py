@@ -100,8 +100,9 @@ def segmentation_evaluator(classes: list[str], *, groups: dict[str, list[str]] |
                            ignore_index: int = IGNORE_INDEX):
     """An ``evaluator(model, test, mean, std, accelerator, config)`` hook for ``lib.train.fit``.
 
-    Runs the bare model in eval mode over ``test.images`` / ``test.labels`` (masks ``(N, H, W)``), sums one
-    confusion matrix over the split (and over processes), and returns ``summarize(...)`` plus ``test_loss``.
+    Runs the bare model in eval mode over ``test.images`` / ``test.labels`` (masks ``(N, H, W)``), or over a
+    streamed set's batches (``lib.data.streaming.open_ade20k``, decoded by DataLoader workers), sums one confusion
+    matrix over the split (and over processes), and returns ``summarize(...)`` plus ``test_loss``.
     """
     num_classes = len(classes)
 
@@ -114,10 +115,7 @@ def segmentation_evaluator(classes: list[str], *, groups: dict[str, list[str]] |
         world = accelerator.num_processes if accelerator is not None else 1
         confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
         loss = torch.zeros(2, dtype=torch.float64, device=device)
-        share = torch.arange(rank, len(test), world)
-        images, labels = test.images[share], test.labels[share]
-        for start, logits in segment(net, images, mean, std, device, batch_size):
-            target = labels[start:start + len(logits)].to(device)
+        for logits, target in _predictions(net, test, mean, std, device, batch_size, rank, world):
             loss[0] += F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum").double()
             loss[1] += (target != ignore_index).sum()
             confusion += confusion_matrix(logits.argmax(1), target, num_classes, ignore_index)
@@ -129,6 +127,24 @@ def segmentation_evaluator(classes: list[str], *, groups: dict[str, list[str]] |
         return {"test_loss": float(loss[0] / loss[1].clamp_min(1)), **metrics, "test_acc": metrics["test_pixel_acc"]}
 
     return evaluator
+
+
+def _predictions(net, test, mean, std, device, batch_size: int, rank: int, world: int):
+    """``(logits, target)`` per batch of this process's share of ``test``: every ``world``-th frame of an in-memory
+    set, or consecutive batches of a streamed one (as ``lib.train.evaluate`` shares them)."""
+    from ..data.streaming import StreamingImages, evaluation_batches, make_loader
+
+    if isinstance(test, StreamingImages):
+        loader = make_loader(test, evaluation_batches(len(test), batch_size, rank, world),
+                             pin_memory=device.type == "cuda")
+        for images, target in loader:
+            _, logits = next(segment(net, images, mean, std, device, len(images)))
+            yield logits, target.to(device)
+        return
+    share = torch.arange(rank, len(test), world)
+    images, labels = test.images[share], test.labels[share]
+    for start, logits in segment(net, images, mean, std, device, batch_size):
+        yield logits, labels[start:start + len(logits)].to(device)
 
 
 def segmentation_criterion(ignore_index: int = IGNORE_INDEX):

@@ -40,7 +40,7 @@ FIXED_PARAMETERS = ("scale", "seeds", "threads")
 DEFAULT_CONSTRAINTS = {
     "epochs": {"min": 1}, "batch_size": {"min": 1}, "lr": {"above": 0}, "weight_decay": {"min": 0},
     "warmup_epochs": {"min": 0},
-    "precision": {"choices": ["fp32", "bf16"]},       # lib.train.PRECISIONS (tests/test_presets.py keeps them equal)
+    "precision": {"choices": ["fp32", "bf16", "fp16"]},   # lib.train.PRECISIONS (tests/test_presets.py keeps them equal)
     "channels_last": {"choices": [True, False]},
 }
 

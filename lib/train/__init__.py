@@ -43,9 +43,23 @@ records which unlabelled set a run trained with, and a resume with another one i
 
 With several processes (``accelerate launch``) each global batch is split across processes, the
 gradients are averaged by DDP, and the metrics are summed across processes.
+
+Paper recipes (``TrainConfig``): SGD or TensorFlow-style RMSProp (``optimizer``), a cosine, step (``multistep``) or
+exponential schedule after the linear warm-up (``schedule``), label smoothing, an exponential moving average of the
+weights evaluated instead of the weights (``ema_decay``), bf16 or fp16 autocast (fp16 with a gradient scaler),
+``channels_last``, and gradient accumulation (``accumulate`` micro-batches per optimizer step). Every default is the
+loop as it was before these options, bit for bit.
+
+Paper-scale data: a ``lib.data.streaming.StreamingImages`` training or test set is read through a
+``torch.utils.data.DataLoader`` (decoding workers, pinned memory on CUDA) whose batches are the in-memory path's
+order, ``epoch_generator(seed, epoch)``, with the transform's draws seeded per position in the epoch; the dataset's
+own transform replaces ``augment``. ``fit(..., checkpoint_every=k)`` also checkpoints every ``k`` steps inside an
+epoch, and a run resumed from such a checkpoint continues at the next step with the batches, augmentation draws and
+running totals the uninterrupted run would have had.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import pickle
@@ -67,12 +81,13 @@ from accelerate.utils import set_seed
 from filelock import FileLock, Timeout
 
 from ..data import ImageData, crop_flip, normalize
+from ..data.streaming import StreamingImages, epoch_batches, evaluation_batches, make_loader
 from ..data.streams import stream_generator
 
 
 @dataclass
 class TrainConfig:
-    """Recipe of one training run (SGD with momentum, cosine schedule with optional linear warm-up).
+    """Recipe of one training run (by default SGD with momentum, cosine schedule with optional linear warm-up).
 
     The learning rate is ``lr × factor``. ``schedule_unit`` (``SCHEDULE_UNITS``) says how often the factor
     changes. With ``"step"`` (the default) it changes after every optimizer step: ``K`` steps per epoch,
@@ -89,6 +104,28 @@ class TrainConfig:
     the first value, so the official code run there trains epoch ``e`` at ``lr (1 + cos(π (e + 1) / E)) / 2``
     and its last epoch at 0. ``history[e]["lr"]`` is the rate after the epoch's last step (under ``"epoch"``,
     the next epoch's rate).
+
+    After the warm-up, ``schedule`` (``SCHEDULES``) chooses the factor: ``"cosine"`` (above); ``"multistep"``, the
+    step decay ``lr_gamma ** (number of lr_milestones <= t)``; ``"exponential"``, TensorFlow's staircase
+    ``exponential_decay``, ``lr_gamma ** floor(t / lr_decay_epochs)`` (MobileNetV2: 0.98 per epoch). ``t`` is the
+    position in epochs counted from the start of training (warm-up included, as milestones are usually quoted):
+    ``s / K`` for step ``s`` under ``schedule_unit="step"``, the epoch index under ``"epoch"``.
+
+    ``optimizer`` (``OPTIMIZERS``): ``"sgd"`` (``momentum``, ``nesterov``, ``weight_decay`` added to the gradient)
+    or ``"rmsprop_tf"``, RMSProp as TensorFlow computes it (timm's ``RMSpropTF``): the mean square ``ms`` starts at
+    1 and decays with ``rmsprop_decay``, ``eps`` is added inside the square root, and the learning rate is applied
+    inside the momentum buffer: ``ms ← ρ ms + (1 − ρ) g²``, ``m ← μ m + lr g / sqrt(ms + eps)``, ``w ← w − m``, with
+    ``g`` the gradient plus ``weight_decay · w`` (TensorFlow's L2 regulariser). The MobileNetV2 paper (Sec. 6.1)
+    gives decay and momentum 0.9 and weight decay 4e-5 but no epsilon; ``eps = 1.0`` is the default of TF-slim's
+    ``train_image_classifier.py`` (``opt_epsilon``), the script of the TensorFlow MobileNet releases.
+
+    ``ema_decay`` > 0 keeps an exponential moving average of the weights and buffers (``torch.optim.swa_utils.
+    AveragedModel``: the average starts at the weights after the first step, then ``a ← d a + (1 − d) w`` after
+    every step) and evaluates it instead of the trained weights. ``accumulate`` splits every batch into that many
+    micro-batches, each backpropagated with weight ``len(micro-batch) / len(batch)`` before one optimizer step: the
+    step of the whole batch with less memory (equal up to rounding, except for layers such as BatchNorm whose
+    statistics are per micro-batch). ``precision="fp16"`` autocasts to float16 and scales the loss
+    (``torch.amp.GradScaler``); it is meant for CUDA.
     """
 
     epochs: int
@@ -107,6 +144,15 @@ class TrainConfig:
     precision: str = "fp32"       # fp32 | bf16: autocast of the training forward pass (see PRECISIONS)
     schedule_unit: str = "step"   # step | epoch: the warm-up + cosine factor changes after every step or every epoch
     divergence_factor: float = 100.0  # stop when a step's loss exceeds this × the first step's loss (0: never)
+    optimizer: str = "sgd"        # sgd | rmsprop_tf (see OPTIMIZERS)
+    rmsprop_decay: float = 0.9    # rmsprop_tf: decay of the mean square (TensorFlow's `decay`)
+    eps: float = 1.0              # rmsprop_tf: added inside the square root (TF-slim's default)
+    schedule: str = "cosine"      # cosine | multistep | exponential, after the warm-up (see SCHEDULES)
+    lr_milestones: tuple = ()     # multistep: epochs at which the rate is multiplied by lr_gamma
+    lr_gamma: float = 0.1         # multistep / exponential: the decay factor
+    lr_decay_epochs: float = 1.0  # exponential: epochs per factor of lr_gamma (staircase)
+    ema_decay: float = 0.0        # > 0: evaluate an exponential moving average of the weights with this decay
+    accumulate: int = 1           # micro-batches per optimizer step (gradient accumulation)
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
@@ -121,13 +167,38 @@ class TrainConfig:
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1 or self.divergence_factor < 0:
             raise ValueError(f"invalid optimisation settings: lr={self.lr}, weight_decay={self.weight_decay}, "
                              f"label_smoothing={self.label_smoothing}, divergence_factor={self.divergence_factor}")
+        for name, value, accepted in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES)):
+            if value not in accepted:
+                raise ValueError(f"TrainConfig.{name} {value!r} is not supported; accepted: {', '.join(accepted)}")
+        if self.optimizer == "rmsprop_tf" and self.nesterov:
+            raise ValueError("TrainConfig.nesterov applies to SGD only; set nesterov=False with optimizer='rmsprop_tf'")
+        if not 0 <= self.rmsprop_decay < 1 or self.eps <= 0:
+            raise ValueError(f"TrainConfig.rmsprop_decay must be in [0, 1) and eps > 0, got {self.rmsprop_decay} "
+                             f"and {self.eps}")
+        self.lr_milestones = tuple(self.lr_milestones)
+        if any(not isinstance(m, (int, float)) or m <= 0 for m in self.lr_milestones) or \
+                list(self.lr_milestones) != sorted(self.lr_milestones):
+            raise ValueError(f"TrainConfig.lr_milestones must be increasing positive epochs, got {self.lr_milestones}")
+        if self.schedule == "multistep" and not self.lr_milestones:
+            raise ValueError("TrainConfig.schedule 'multistep' needs lr_milestones (epochs)")
+        if not 0 < self.lr_gamma <= 1 or self.lr_decay_epochs <= 0:
+            raise ValueError(f"TrainConfig.lr_gamma must be in (0, 1] and lr_decay_epochs > 0, got {self.lr_gamma} "
+                             f"and {self.lr_decay_epochs}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"TrainConfig.ema_decay must be in [0, 1) (0: no average), got {self.ema_decay}")
+        if isinstance(self.accumulate, bool) or not isinstance(self.accumulate, int) or self.accumulate < 1:
+            raise ValueError(f"TrainConfig.accumulate must be a positive integer, got {self.accumulate!r}")
 
 
 # bf16: torch.autocast on the training forward pass and loss (CPU: AVX-512 bf16 kernels; CUDA: the usual AMP without
 # a loss scaler, which bf16's fp32 exponent range makes unnecessary). Autocast keeps the loss (and the reductions
-# it lists) in fp32; the weights, optimizer state and evaluation stay fp32. fp16 is not offered: it needs loss
-# scaling, which this loop does not do.
-PRECISIONS = ("fp32", "bf16")
+# it lists) in fp32; the weights, optimizer state and evaluation stay fp32. fp16: the same autocast to float16, with
+# a gradient scaler (fp16's exponent range underflows small gradients); for CUDA (it runs on a CPU, slowly).
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+# The optimizers a recipe can name (TrainConfig explains both) and the schedules after the warm-up.
+OPTIMIZERS = ("sgd", "rmsprop_tf")
+SCHEDULES = ("cosine", "multistep", "exponential")
 
 # How often the warm-up + cosine factor of the learning rate changes: after every optimizer step, or once per epoch
 # (constant within an epoch; the official schedule of the decoupling paper's second stage). TrainConfig explains both.
@@ -136,7 +207,8 @@ SCHEDULE_UNITS = ("step", "epoch")
 
 def training_autocast(precision: str, device: torch.device):
     """The autocast context of one training step (a no-op for fp32)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    return torch.autocast(device.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16,
+                          enabled=precision != "fp32")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -211,10 +283,26 @@ def _schedule(config: TrainConfig, steps_per_epoch: int):
         unit = step // steps_per_unit
         if unit < warmup:
             return (unit + 1) / warmup
-        progress = (unit - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
+        if config.schedule == "cosine":
+            progress = (unit - warmup) / max(1, total - warmup)
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        epochs = unit / units_per_epoch   # position in epochs from the start of training
+        if config.schedule == "multistep":
+            return config.lr_gamma ** sum(epochs >= m for m in config.lr_milestones)
+        return config.lr_gamma ** math.floor(epochs / config.lr_decay_epochs)
 
     return factor
+
+
+def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
+    """The optimizer ``config.optimizer`` names, over ``parameters`` (TrainConfig explains both)."""
+    if config.optimizer == "rmsprop_tf":
+        from timm.optim import RMSpropTF
+
+        return RMSpropTF(parameters, lr=config.lr, alpha=config.rmsprop_decay, eps=config.eps,
+                         momentum=config.momentum, weight_decay=config.weight_decay, lr_in_momentum=True)
+    return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+                           weight_decay=config.weight_decay)
 
 
 def _same_config(saved: dict, config: TrainConfig) -> bool:
@@ -239,9 +327,9 @@ def _crop_flip(config: TrainConfig):
     return augment
 
 
-def _classification_evaluator(model, test, mean, std, accelerator, config) -> dict:
+def _classification_evaluator(model, test, mean, std, accelerator, config, workers=None) -> dict:
     result = evaluate(model, test, mean, std, batch_size=config.eval_batch_size, accelerator=accelerator,
-                      channels_last=config.channels_last)
+                      channels_last=config.channels_last, workers=workers)
     return {"test_loss": result["loss"], "test_acc": result["acc"]}
 
 
@@ -279,22 +367,34 @@ class _RunLock:
             self.lock.release()
 
 
+def evaluation_stream(data, batch_size: int, accelerator: Accelerator, workers: int | None = None):
+    """``(images uint8, labels)`` of this process's share of ``data`` on the device: consecutive batches of
+    ``batch_size``, process ``rank`` taking every ``world``-th (decoded by DataLoader workers for a streamed set)."""
+    device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
+    if isinstance(data, StreamingImages):
+        loader = make_loader(data, evaluation_batches(len(data), batch_size, rank, world), workers=workers,
+                             pin_memory=device.type == "cuda")
+        for images, labels in loader:
+            yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        return
+    for start in range(rank * batch_size, len(data), world * batch_size):
+        yield (data.images[start:start + batch_size].to(device, non_blocking=True),
+               data.labels[start:start + batch_size].to(device, non_blocking=True))
+
+
 @torch.no_grad()
 def evaluate(model, data: ImageData, mean: torch.Tensor, std: torch.Tensor, *, batch_size: int = 1000,
-             accelerator: Accelerator | None = None, channels_last: bool = False) -> dict:
-    """Mean cross-entropy and top-1 accuracy (%) of ``model`` on ``data`` (summed over processes)."""
+             accelerator: Accelerator | None = None, channels_last: bool = False, workers: int | None = None) -> dict:
+    """Mean cross-entropy and top-1 accuracy (%) of ``model`` on ``data`` (in memory or streamed; summed over
+    processes)."""
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     # the bare module, not its DDP wrapper: processes hold different numbers of test batches, and a DDP
     # forward would wait for a buffer broadcast from processes that have none left
     model = accelerator.unwrap_model(model)
     was_training = model.training
     model.eval()
-    device = accelerator.device
-    rank, world = accelerator.process_index, accelerator.num_processes
-    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
-    for start in range(rank * batch_size, len(data), world * batch_size):
-        images = data.images[start:start + batch_size].to(device, non_blocking=True)
-        labels = data.labels[start:start + batch_size].to(device, non_blocking=True)
+    totals = torch.zeros(3, dtype=torch.float64, device=accelerator.device)  # loss sum, correct, count
+    for images, labels in evaluation_stream(data, batch_size, accelerator, workers):
         x = normalize(images, mean, std)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -310,13 +410,15 @@ def evaluate(model, data: ImageData, mean: torch.Tensor, std: torch.Tensor, *, b
 def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: TrainConfig, *, seed: int,
         run_dir: str | os.PathLike | None = None, label: str = "", progress: str | bool = "auto",
         accelerator: Accelerator | None = None, criterion=None, sampler=None, augment=None, evaluator=None,
-        unlabeled: ImageData | None = None) -> dict:
+        unlabeled: ImageData | None = None, checkpoint_every: int | None = None, workers: int | None = None) -> dict:
     """Train ``model`` on ``train``, evaluate on ``test``; checkpoint to ``run_dir`` and resume from it.
 
     ``train`` and ``test`` need ``.images`` (uint8 ``N, C, H, W``), ``.labels`` (class ids ``N`` or masks
-    ``N, H, W``), ``len()`` and ``.channel_stats()``. ``criterion``, ``sampler``, ``augment`` and ``evaluator``
-    replace cross-entropy, the shuffled epoch, crop + flip and the top-1 evaluation; ``unlabeled`` adds a stream of
-    unlabelled batches for the criterion (module docstring).
+    ``N, H, W``), ``len()`` and ``.channel_stats()``, or are ``StreamingImages`` (decoded by ``workers`` DataLoader
+    processes, ``lib.data.streaming.default_workers()`` when None). ``criterion``, ``sampler``, ``augment`` and
+    ``evaluator`` replace cross-entropy, the shuffled epoch, crop + flip and the top-1 evaluation; ``unlabeled``
+    adds a stream of unlabelled batches for the criterion (module docstring). ``checkpoint_every=k`` also writes
+    the checkpoint after every ``k``-th step of an epoch, from which a resumed run continues mid-epoch.
 
     Returns ``{"metrics": {...}, "history": [per-epoch dicts], "wall_time_s", "train_images_per_s",
     "resumed_from_epoch"}``. ``metrics`` holds the last evaluation's ``test_*`` values (by default
@@ -328,7 +430,7 @@ def fit(model: torch.nn.Module, train: ImageData, test: ImageData, config: Train
     with _RunLock(run_dir if accelerator.is_main_process else None, label):
         return _fit(model, train, test, config, seed=seed, run_dir=run_dir, label=label, progress=progress,
                     accelerator=accelerator, criterion=criterion, sampler=sampler, augment=augment,
-                    evaluator=evaluator, unlabeled=unlabeled)
+                    evaluator=evaluator, unlabeled=unlabeled, checkpoint_every=checkpoint_every, workers=workers)
 
 
 def _unlabeled_key(unlabeled: ImageData | None) -> str | None:
@@ -351,12 +453,51 @@ def unlabeled_order(count: int, seed: int, epoch: int, needed: int) -> tuple[tor
     return order, generator
 
 
+def _memory_batches(train, order, augment, generator, config: TrainConfig, steps: int, start_step: int, rank: int,
+                    local: int, device):
+    """This process's part of every batch of an in-memory epoch from ``start_step`` on (augmented on the whole batch,
+    so that the draws do not depend on the number of processes)."""
+    for step in range(start_step, steps):
+        idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+        images, labels = train.images[idx], train.labels[idx]
+        if augment is not None:
+            images, labels = augment(images, labels, generator)
+        yield (images[rank * local:(rank + 1) * local].to(device, non_blocking=True),
+               labels[rank * local:(rank + 1) * local].to(device, non_blocking=True))
+
+
+def _stream_batches(train: StreamingImages, order, seed: int, epoch: int, config: TrainConfig, steps: int,
+                    start_step: int, rank: int, world: int, device, workers):
+    """The same batches as ``_memory_batches`` (rows ``order``), decoded and transformed by DataLoader workers."""
+    batches = epoch_batches(order, config.batch_size, seed, epoch, steps=steps, start_step=start_step, rank=rank,
+                            world=world)
+    for images, labels in make_loader(train, batches, workers=workers, pin_memory=device.type == "cuda"):
+        yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+
+
+def _check_streaming(train, config: TrainConfig, augment, unlabeled) -> bool:
+    streaming = isinstance(train, StreamingImages)
+    if streaming and (augment is not None or config.augment):
+        raise ValueError("a streamed training set brings its own transform (train.transform, e.g. lib.data.streaming."
+                         "train_transform()); set TrainConfig(augment=False) and pass no augment hook")
+    if streaming and unlabeled is not None:
+        raise ValueError("fit(unlabeled=...) reads an in-memory set; it cannot be combined with a streamed training set")
+    return streaming
+
+
 def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progress, accelerator, criterion,
-         sampler, augment, evaluator, unlabeled=None) -> dict:
+         sampler, augment, evaluator, unlabeled=None, checkpoint_every=None, workers=None) -> dict:
     start_wall = time.perf_counter()
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
     if config.batch_size % world:
         raise ValueError(f"batch_size {config.batch_size} must be divisible by the number of processes {world}")
+    if config.batch_size // world < config.accumulate:
+        raise ValueError(f"accumulate={config.accumulate} micro-batches do not fit in a per-process batch of "
+                         f"{config.batch_size // world}")
+    if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int)
+                                         or checkpoint_every < 1):
+        raise ValueError(f"checkpoint_every must be a positive number of steps or None, got {checkpoint_every!r}")
+    streaming = _check_streaming(train, config, augment, unlabeled)
     per_epoch = len(sampler) if sampler is not None else len(train)
     steps_per_epoch = per_epoch // config.batch_size
     if steps_per_epoch < 1:
@@ -372,7 +513,8 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
     if augment is None and config.augment:
         augment = _crop_flip(config)
     if evaluator is None:
-        evaluator = _classification_evaluator
+        evaluator = _classification_evaluator if workers is None else \
+            (lambda *args: _classification_evaluator(*args, workers=workers))
     stateful = isinstance(criterion, torch.nn.Module)
     mean, std = train.channel_stats()
 
@@ -381,12 +523,17 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
         criterion.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                nesterov=config.nesterov, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(config, model.parameters())
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, steps_per_epoch))
+    scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
+    ema = None
+    if config.ema_decay:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
 
     history: list[dict] = []
-    first_epoch = 0
+    first_epoch, start_step, partial = 0, 0, None
     checkpoint = pathlib.Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
     unlabeled_key = _unlabeled_key(unlabeled) if checkpoint is not None else None   # hashed once per run
     initial_loss, segments = None, []
@@ -402,25 +549,44 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         if stateful:
             criterion.load_state_dict(state["criterion"])
+        if scaler is not None:
+            scaler.load_state_dict(state["scaler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         history, first_epoch = state["history"], state["epoch"] + 1
         initial_loss, segments = state.get("initial_loss"), state.get("segments", [])
+        partial = state.get("partial")
+        if partial is not None:   # written inside epoch `first_epoch`, after `step` steps
+            start_step = partial["step"]
     threads = torch.get_num_threads()
     if first_epoch < config.epochs:   # one segment per uninterrupted stretch of epochs: its thread count and the
         from ..repro.store import git_state   # checkout that trained it (a resumed run may span two commits)
 
         checkout = git_state(["lib"])
         segments = [*segments, {"first_epoch": first_epoch, "threads": threads, "commit": checkout["commit"],
-                                "lib_modified": checkout["dirty"]}]
+                                "lib_modified": checkout["dirty"], **({"first_step": start_step} if start_step else {})}]
 
     model, optimizer = accelerator.prepare(model, optimizer)
     show = accelerator.is_main_process and (progress is True or (progress == "auto" and sys.stderr.isatty()))
     bar = None
     if show:
         from tqdm.auto import tqdm
-        bar = tqdm(total=config.epochs * steps_per_epoch, initial=first_epoch * steps_per_epoch, desc=label or "fit",
-                   leave=False, file=sys.stderr)
+        bar = tqdm(total=config.epochs * steps_per_epoch, initial=first_epoch * steps_per_epoch + start_step,
+                   desc=label or "fit", leave=False, file=sys.stderr)
+
+    def state_dict(epoch: int, **more) -> dict:
+        return {"model": accelerator.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "epoch": epoch, "history": history, "config": asdict(config), "seed": seed,
+                "criterion": criterion.state_dict() if stateful else None,
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "ema": ema.state_dict() if ema is not None else None,
+                "initial_loss": initial_loss, "segments": segments, "unlabeled": unlabeled_key, **more}
 
     local = config.batch_size // world
     train_time = sum(h["epoch_time_s"] for h in history)
@@ -432,13 +598,21 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
         if unlabeled is not None:
             u_order, u_generator = unlabeled_order(len(unlabeled), seed, epoch, steps_per_epoch * config.batch_size)
         totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, examples, correct, labels
-        for step in range(steps_per_epoch):
-            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-            images, labels = train.images[idx], train.labels[idx]
-            if augment is not None:
-                images, labels = augment(images, labels, generator)
-            images = images[rank * local:(rank + 1) * local].to(device, non_blocking=True)
-            labels = labels[rank * local:(rank + 1) * local].to(device, non_blocking=True)
+        first_step, elapsed = 0, 0.0
+        if partial is not None:   # resume inside this epoch: the draws, totals and time of its first steps
+            generator.set_state(partial["generator"])
+            if unlabeled is not None:
+                u_generator.set_state(partial["u_generator"])
+            if rank == 0:
+                totals += partial["totals"].to(device)
+            first_step, elapsed, partial = partial["step"], partial["elapsed_s"], None
+        if streaming:
+            batches = _stream_batches(train, order, seed, epoch, config, steps_per_epoch, first_step, rank, world,
+                                      device, workers)
+        else:
+            batches = _memory_batches(train, order, augment, generator, config, steps_per_epoch, first_step, rank,
+                                      local, device)
+        for step, (images, labels) in enumerate(batches, start=first_step):
             x = normalize(images, mean, std)
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -449,19 +623,33 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
                     u_images, _ = augment(u_images, torch.full((len(u_images),), -1, dtype=torch.long), u_generator)
                 u_x = normalize(u_images[rank * local:(rank + 1) * local].to(device, non_blocking=True), mean, std)
                 extra["unlabeled"] = u_x.contiguous(memory_format=torch.channels_last) if config.channels_last else u_x
-            with training_autocast(config.precision, device):
-                loss, logits = criterion(model, x, labels,
-                                         (epoch * steps_per_epoch + step) / (config.epochs * steps_per_epoch), **extra)
-            loss = loss.float()
-            value = loss.item()
-            if initial_loss is None:
-                initial_loss = value
-            check_loss(value, initial_loss, config.divergence_factor, f"{label or 'run'} (seed {seed})",
-                       f"epoch {epoch}, step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            optimizer.step()
+            progress_now = (epoch * steps_per_epoch + step) / (config.epochs * steps_per_epoch)
+            where = (f"{label or 'run'} (seed {seed})", f"epoch {epoch}, step {step}")
+            if config.accumulate == 1:
+                with training_autocast(config.precision, device):
+                    loss, logits = criterion(model, x, labels, progress_now, **extra)
+                loss = loss.float()
+                value = loss.item()
+                if initial_loss is None:
+                    initial_loss = value
+                check_loss(value, initial_loss, config.divergence_factor, *where)
+                optimizer.zero_grad(set_to_none=True)
+                accelerator.backward(loss if scaler is None else scaler.scale(loss))
+            else:
+                optimizer.zero_grad(set_to_none=True)
+                loss, logits = _accumulate(model, criterion, x, labels, extra, progress_now, config, accelerator,
+                                           scaler, device)
+                if initial_loss is None:
+                    initial_loss = loss.item()
+                check_loss(loss.item(), initial_loss, config.divergence_factor, *where)
+            if scaler is None:
+                optimizer.step()
+            else:
+                scaler.step(optimizer)
+                scaler.update()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(accelerator.unwrap_model(model))
             with torch.no_grad():
                 totals[0] += loss.detach().double() * len(labels)
                 totals[1] += len(labels)
@@ -470,15 +658,24 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
                 totals[3] += counted.sum()
             if bar is not None:
                 bar.update(1)
+            if checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 \
+                    and step + 1 < steps_per_epoch:
+                summed = accelerator.reduce(totals.clone(), reduction="sum")   # every process's share, once
+                if accelerator.is_main_process:
+                    _atomic_save(state_dict(epoch - 1, partial={
+                        "step": step + 1, "generator": generator.get_state(), "totals": summed.cpu(),
+                        "u_generator": u_generator.get_state() if unlabeled is not None else None,
+                        "elapsed_s": elapsed + time.perf_counter() - tick}), checkpoint)
+                accelerator.wait_for_everyone()
         totals = accelerator.reduce(totals, reduction="sum")
-        epoch_time = time.perf_counter() - tick
+        epoch_time = elapsed + time.perf_counter() - tick
         train_time += epoch_time
         record = {"epoch": epoch + 1, "train_loss": (totals[0] / totals[1]).item(),
                   "train_acc": (100.0 * totals[2] / totals[3].clamp(min=1)).item(), "lr": scheduler.get_last_lr()[0],
                   "epoch_time_s": epoch_time, "images_per_s": steps_per_epoch * config.batch_size / epoch_time,
                   "threads": threads}
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-            result = evaluator(model, test, mean, std, accelerator, config)
+            result = evaluator(ema.module if ema is not None else model, test, mean, std, accelerator, config)
             bad = sorted(k for k in result if not k.startswith("test_"))
             if bad:
                 raise ValueError(f"evaluator metrics must be named test_*, got {bad}")
@@ -487,12 +684,7 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
         history.append(record)
         if checkpoint is not None and accelerator.is_main_process:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_save({"model": accelerator.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
-                          "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                          "epoch": epoch, "history": history, "config": asdict(config), "seed": seed,
-                          "criterion": criterion.state_dict() if stateful else None,
-                          "initial_loss": initial_loss, "segments": segments,
-                          "unlabeled": unlabeled_key}, checkpoint)
+            _atomic_save(state_dict(epoch), checkpoint)
         accelerator.wait_for_everyone()
     if bar is not None:
         bar.close()
@@ -510,6 +702,25 @@ def _fit(model, train, test, config: TrainConfig, *, seed, run_dir, label, progr
     }
 
 
-__all__ = ["TrainConfig", "PRECISIONS", "SCHEDULE_UNITS", "training_autocast", "NonFiniteLossError", "DivergenceError",
-           "CheckpointError", "check_loss", "load_checkpoint", "default_threads", "seed_everything", "epoch_generator",
-           "evaluate", "fit"]
+def _accumulate(model, criterion, x, labels, extra, progress, config: TrainConfig, accelerator, scaler, device):
+    """Backpropagate ``config.accumulate`` micro-batches of one batch, each weighted by its share of the batch (the
+    gradients of the whole batch's mean loss); return that loss and the logits. DDP synchronises on the last one."""
+    parts = config.accumulate
+    pieces = zip(x.tensor_split(parts), labels.tensor_split(parts),
+                 *[[(k, v) for v in value.tensor_split(parts)] for k, value in extra.items()])
+    total, outputs = torch.zeros((), dtype=torch.float32, device=device), []
+    for i, (xi, yi, *more) in enumerate(pieces):
+        sync = contextlib.nullcontext() if i == parts - 1 else accelerator.no_sync(model)
+        with sync:
+            with training_autocast(config.precision, device):
+                loss, logits = criterion(model, xi, yi, progress, **dict(more))
+            weighted = loss.float() * (len(yi) / len(labels))
+            accelerator.backward(weighted if scaler is None else scaler.scale(weighted))
+        total += weighted.detach()
+        outputs.append(logits.detach())
+    return total, torch.cat(outputs)
+
+
+__all__ = ["TrainConfig", "PRECISIONS", "SCHEDULE_UNITS", "OPTIMIZERS", "SCHEDULES", "training_autocast",
+           "NonFiniteLossError", "DivergenceError", "CheckpointError", "check_loss", "load_checkpoint", "default_threads",
+           "seed_everything", "epoch_generator", "make_optimizer", "evaluate", "evaluation_stream", "fit"]

@@ -149,7 +149,7 @@ def test_two_processes_filling_one_cache_at_once_agree(tiny_mirror):
 
 def test_label_column_keeps_a_selection_order_and_equals_the_row_formatter(tiny_mirror):
     card = images.load_card("tiny")
-    ds, _, label_col = images._open_dataset(card, "train", images.mirror_root())
+    ds, _, label_col = images._open_dataset(card, "train", images.dataset_folder(card))
     assert torch.equal(images._label_column(ds, label_col), torch.as_tensor(ds[label_col], dtype=torch.long))
     picked = ds.select([7, 2, 5, 2])
     got = images._label_column(picked, label_col)

@@ -25,8 +25,8 @@ def test_normalized_adjacency_matches_dense_formula():
 
 
 def test_unknown_name_names_the_accepted_ones():
-    with pytest.raises(ValueError, match="unknown Planetoid graph 'pubmed'; accepted: cora, citeseer"):
-        load_planetoid("pubmed")
+    with pytest.raises(ValueError, match="unknown Planetoid graph 'reddit'; accepted: cora, citeseer, pubmed"):
+        load_planetoid("reddit")
 
 
 def test_without_mirror_the_error_says_how_to_set_it(monkeypatch):
@@ -87,3 +87,82 @@ def test_corrupted_file_is_refused_before_unpickling(tmp_path, monkeypatch):
     (tmp_path / "planetoid" / "Cora" / "raw" / "ind.cora.x").unlink()
     with pytest.raises(MissingDataError, match="ind.cora.x"):
         load_planetoid("cora", root=tmp_path)
+
+
+# --- PubMed: not in the offline mirror; a fake copy in the exact raw format, checked against a copy of its card -------
+
+def _pubmed_copy(root, cards_dir):
+    """``root/PubMed/raw/ind.pubmed.*`` as the Planetoid files store a graph: 3 classes, 500 features (TF-IDF-like
+    floats), 6 labelled training nodes, 4 test nodes listed out of order, 14 nodes; the card copy pins these files
+    (allx by its git blob id, like the real card)."""
+    import pickle
+    from collections import defaultdict
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    from fakes import BOOK_CARDS, card_copy, sha256
+    from lib.data.cards import load_card
+    from lib.data.images import git_blob_sha1
+
+    rng = np.random.default_rng(0)
+    n, n_test, features = 14, 4, 500
+    x_all = sp.csr_matrix(rng.random((n, features)) * (rng.random((n, features)) < 0.05))
+    labels = np.arange(n) % 3
+    onehot = np.eye(3)[labels]
+    test_ids = np.array([12, 10, 13, 11])                    # graph ids of the tx rows, unsorted as in the real files
+    order = np.argsort(test_ids)
+    raw = root / "PubMed" / "raw"
+    raw.mkdir(parents=True)
+    parts = {"x": x_all[:6], "y": onehot[:6], "allx": x_all[:n - n_test], "ally": onehot[:n - n_test],
+             "tx": x_all[n - n_test:][np.argsort(order)], "ty": onehot[n - n_test:][np.argsort(order)]}
+    graph = defaultdict(list, {i: [(i + 1) % n, (i + 5) % n] for i in range(n)})
+    for key, value in {**parts, "graph": graph}.items():
+        with open(raw / f"ind.pubmed.{key}", "wb") as handle:
+            pickle.dump(value, handle, protocol=2)
+    (raw / "ind.pubmed.test.index").write_text("".join(f"{i}\n" for i in test_ids))
+    files = [f"PubMed/raw/ind.pubmed.{k}" for k in ("allx", "ally", "graph", "test.index", "tx", "ty", "x", "y")]
+    real = load_card("planetoid", BOOK_CARDS)
+    card_copy("planetoid", cards_dir, splits={"pubmed": {"rows": n, "files": files}},
+              sha256={**real.sha256, **{f: sha256(root / f) for f in files[1:]}},
+              git_sha1={files[0]: git_blob_sha1(root / files[0])})
+    return x_all.toarray(), labels
+
+
+def test_pubmed_from_a_named_folder_in_the_pyg_layout(tmp_path, monkeypatch):
+    monkeypatch.setattr("lib.data.cards.CARDS_DIR", tmp_path / "cards")
+    features, labels = _pubmed_copy(tmp_path / "pyg", tmp_path / "cards")
+    g = load_planetoid("PubMed", folder=tmp_path / "pyg", normalize_features=False)
+    assert (g.num_nodes, g.num_features, g.num_classes) == (14, 500, 3)
+    assert torch.equal(g.labels, torch.as_tensor(labels))
+    assert torch.allclose(g.features, torch.as_tensor(features, dtype=torch.float32))   # test rows back in place
+    assert g.test_mask.nonzero().flatten().tolist() == [10, 11, 12, 13] and int(g.train_mask.sum()) == 6
+    assert g.source["origin"] == "folder" and g.source["files"]["PubMed/raw/ind.pubmed.allx"].startswith("git-sha1:")
+
+
+def test_pubmed_errors_name_the_folder_and_the_bad_digest(tmp_path, monkeypatch):
+    from fakes import flip_a_byte
+    from lib.data.images import git_blob_sha1
+
+    monkeypatch.setattr("lib.data.cards.CARDS_DIR", tmp_path / "cards")
+    _pubmed_copy(tmp_path / "pyg", tmp_path / "cards")
+    with pytest.raises(MissingDataError, match=r"planetoid/pubmed: the folder .*elsewhere does not exist"):
+        load_planetoid("pubmed", folder=tmp_path / "elsewhere")
+    allx = tmp_path / "pyg" / "PubMed" / "raw" / "ind.pubmed.allx"
+    expected = git_blob_sha1(allx)
+    flip_a_byte(allx)
+    with pytest.raises(ChecksumError, match=f"git-sha1 {git_blob_sha1(allx)} but the data card planetoid.md "
+                                            f"expects {expected}"):
+        load_planetoid("pubmed", folder=tmp_path / "pyg")
+    (tmp_path / "pyg" / "PubMed" / "raw" / "ind.pubmed.ty").unlink()
+    with pytest.raises(MissingDataError, match=r"file 'PubMed/raw/ind.pubmed.ty' is missing from the folder"):
+        load_planetoid("pubmed", folder=tmp_path / "pyg")
+
+
+def test_the_real_card_pins_pubmed_by_the_blob_ids_of_the_public_repositories():
+    from lib.data.cards import load_card
+
+    card = load_card("planetoid")
+    assert card.expected_checksum("PubMed/raw/ind.pubmed.allx") == ("git-sha1", "3b86bccf08111c37c632a9dd8ab63db25ea76361")
+    assert [card.expected_checksum(f)[0] for f in card.splits["pubmed"]["files"]].count("sha256") == 7
+    assert not card.in_offline_mirror("pubmed") and card.in_offline_mirror("cora")

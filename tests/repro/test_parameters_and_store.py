@@ -26,7 +26,7 @@ def test_preset_and_overrides():
     ({"scale": "smoke", "epochs": "many"}, r"epochs='many'"),
     ({"scale": "smoke", "lr": -0.1}, r"lr=-0.1 must not be negative"),
     ({"scale": "smoke", "threads": 0}, r"threads must be a positive integer"),
-    ({"scale": "smoke", "precision": "fp16"}, r"precision.*'fp16'.*fp32, bf16"),
+    ({"scale": "smoke", "precision": "fp8"}, r"precision.*'fp8'.*fp32, bf16, fp16"),
     ({"scale": "smoke", "channels_last": "yes"}, r"channels_last.*'yes'"),
 ])
 def test_bad_parameters_name_the_value_and_the_accepted_ones(given, match):

@@ -55,5 +55,5 @@ def test_bf16_autocasts_the_training_forward_and_keeps_weights_and_evaluation_fp
 
 
 def test_an_unknown_precision_names_the_accepted_ones():
-    with pytest.raises(ValueError, match="precision 'fp16' is not supported; accepted: fp32, bf16"):
-        TrainConfig(epochs=1, precision="fp16")
+    with pytest.raises(ValueError, match="precision 'fp8' is not supported; accepted: fp32, bf16, fp16"):
+        TrainConfig(epochs=1, precision="fp8")

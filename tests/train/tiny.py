@@ -1,4 +1,6 @@
 """The tiny synthetic dataset and network the training-loop tests share (imported by the test modules here)."""
+import hashlib
+
 import torch
 from torch import nn
 
@@ -15,3 +17,9 @@ def tiny_data(n: int = 64, seed: int = 0) -> ImageData:
 def tiny_model() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                          nn.Flatten(), nn.Linear(8, 4))
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 of every tensor of ``model``'s state dict, in order: equal digests mean bit-identical weights."""
+    return hashlib.sha256(b"".join(v.detach().contiguous().numpy().tobytes()
+                                   for v in model.state_dict().values())).hexdigest()
