@@ -55,6 +55,7 @@ CHAPTER_BACKBONES = {
     "isda": ["ResNet-8 (isda, decoupling-lt)"],
     "ols": ["ResNet-8 (isda, decoupling-lt)"],      # the losses bench: ISDA's main regime
     "tf-kd": ["ResNet-8 (isda, decoupling-lt)"],    # the losses bench
+    "bias-loss": ["ResNet-8 (isda, decoupling-lt)"],   # the losses bench: ISDA's main regime
     "decoupling-lt": ["ResNet-8 (isda, decoupling-lt)"],
     "strip-pooling": ["SegmentationNet (strip-pooling, CamVid 96×128)"],
 }

@@ -3,6 +3,9 @@
 Kinds of claim:
 
 * ``statistical`` — treatment arm better than control arm on a per-run metric over several seeds (superiority);
+  with ``control_metric`` the control side reads another metric, so a claim can compare two measurements of the
+  same runs (``arms: [ce, ce]``, ``metric: test_acc_high_div``, ``control_metric: test_acc_low_div``: one model's
+  accuracy on two test subsets, paired by seed);
 * ``non-inferiority`` — treatment not worse than control by more than ``margin`` (a negative number in the
   claimed direction's units: the claim is effect > margin);
 * ``equivalence`` — treatment and control (or one arm and a reported mean ± std over runs, ``reference``) differ
@@ -68,6 +71,7 @@ class Claim:
     source: str = "paper"           # paper | book
     arms: list[str] = field(default_factory=list)      # [treatment, control]; equivalence to a reference: [arm]
     metric: str | None = None
+    control_metric: str | None = None   # the control arm's metric, when it is not ``metric`` (see the module docstring)
     direction: str = "greater"
     test: str = "paired"
     alpha: float = 0.05
@@ -98,6 +102,11 @@ class Claim:
         if self.kind == "non-inferiority":
             return f"margin {self.margin:+g}"
         return "0"
+
+    @property
+    def metrics(self) -> tuple[str | None, str | None]:
+        """The metric read for the treatment arm and the one read for the control arm."""
+        return self.metric, self.control_metric or self.metric
 
     @property
     def null(self) -> float:
@@ -192,6 +201,14 @@ def parse_claims(data: dict, where: str = "claims.yaml") -> list[Claim]:
                 raise ClaimsError(f"{here}: unknown direction {claim.direction!r}; accepted: {', '.join(DIRECTIONS)}")
             if not 0 < claim.alpha < 0.5:
                 raise ClaimsError(f"{here}: alpha must be in (0, 0.5), got {claim.alpha!r}")
+            if claim.control_metric is not None and (not isinstance(claim.control_metric, str)
+                                                     or not claim.control_metric):
+                raise ClaimsError(f"{here}: control_metric must be a metric name, got {claim.control_metric!r}")
+            if len(claim.arms) == 2 and claim.arms[0] == claim.arms[1] and claim.metrics[0] == claim.metrics[1]:
+                raise ClaimsError(f"{here}: arms {claim.arms!r} compare an arm with itself on one metric; name the "
+                                  f"control's metric with control_metric (got {claim.control_metric!r})")
+            if claim.control_metric is not None and claim.kind == "equivalence" and claim.reference is not None:
+                raise ClaimsError(f"{here}: control_metric needs a control arm, not a reference")
             if claim.min_effect:
                 raise ClaimsError(f"{here}: min_effect {claim.min_effect!r} is not a v2 rule; a claim tested against "
                                   "a margin is kind non-inferiority with 'margin'")
@@ -315,15 +332,17 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 
 
 def _values(claim: Claim, runs: list[dict]) -> tuple[list[float], list[float]] | None:
-    """Per-seed metric values of the claim's arms (paired: seeds present in both), failed runs left out."""
-    by_arm = {arm: {r["seed"]: r["metrics"][claim.metric] for r in _ok_runs(runs, arm)} for arm in claim.arms}
+    """Per-seed metric values of the claim's arms (paired: seeds present in both), failed runs left out; the control
+    side reads ``control_metric`` when the claim names one."""
     if claim.kind == "equivalence" and claim.reference is not None:
-        return list(by_arm[claim.arms[0]].values()), []
-    treatment, control = claim.arms
+        return [r["metrics"][claim.metric] for r in _ok_runs(runs, claim.arms[0])], []
+    (treatment, control), (metric, control_metric) = claim.arms, claim.metrics
+    a = {r["seed"]: r["metrics"][metric] for r in _ok_runs(runs, treatment)}
+    b = {r["seed"]: r["metrics"][control_metric] for r in _ok_runs(runs, control)}
     if claim.test == "paired":
-        seeds = sorted(set(by_arm[treatment]) & set(by_arm[control]))
-        return [by_arm[treatment][s] for s in seeds], [by_arm[control][s] for s in seeds]
-    return list(by_arm[treatment].values()), list(by_arm[control].values())
+        seeds = sorted(set(a) & set(b))
+        return [a[s] for s in seeds], [b[s] for s in seeds]
+    return list(a.values()), list(b.values())
 
 
 def _test(claim: Claim, a: list[float], b: list[float]) -> tuple[EffectTest, float]:
@@ -439,10 +458,11 @@ def _statistical_verdict(claim: Claim, r: EffectTest, p: float, p_adj: float, m:
         reason = UNDER_TRAINED if gate["status"] == "failed" else NOT_MEASURED
         detail = "" if gate["detail"] == reason else f" ({gate['detail']})"
         summary = f"{reason}{detail}; the statistics alone would give {word}: {summary}"
+    control_metric = {"control_metric": claim.control_metric} if claim.control_metric else {}
     return {**_base(claim), "verdict": verdict, "outcome": word, "annotation": note, "summary": summary,
-            "metric": claim.metric, "arms": claim.arms, "test": claim.test, "direction": claim.direction,
-            "alpha": claim.alpha, "min_effect": claim.min_effect, "margin": claim.margin, "gate": gate,
-            "method": METHOD, "stats": stats}
+            "metric": claim.metric, **control_metric, "arms": claim.arms, "test": claim.test,
+            "direction": claim.direction, "alpha": claim.alpha, "min_effect": claim.min_effect, "margin": claim.margin,
+            "gate": gate, "method": METHOD, "stats": stats}
 
 
 def judge(claim: Claim, scale: str, runs: list[dict], costs: dict[str, dict] | None = None,

@@ -21,7 +21,7 @@ def claims_table(claims: list[Claim]) -> pd.DataFrame:
         gate = "—"
         if c.kind in ("statistical", "non-inferiority", "equivalence"):
             arms = f"{c.arms[0]} vs {c.arms[1]}" if len(c.arms) == 2 else f"{c.arms[0]} vs the paper's reported runs"
-            compared = f"{arms} on {c.metric}"
+            compared = f"{arms} on {c.metric}" + (f" vs {c.control_metric}" if c.control_metric else "")
             against = c.against + (" (TOST)" if c.kind == "equivalence" else "")
             test = f"{c.test} t-test, two-sided, α = {c.alpha}, Holm across the chapter, against {against}"
             gate = c.gate["rule"] if c.gate else "none"
@@ -71,14 +71,17 @@ def pairing_table(claims: list[Claim], runs: list[dict]) -> pd.DataFrame:
     for c in claims:
         if c.kind not in ("statistical", "non-inferiority", "equivalence") or len(c.arms) != 2:
             continue
-        by_arm = [{r["seed"]: r["metrics"][c.metric] for r in _ok_runs(runs, arm)} for arm in c.arms]
+        by_arm = [{r["seed"]: r["metrics"][metric] for r in _ok_runs(runs, arm)}
+                  for arm, metric in zip(c.arms, c.metrics)]
         seeds = sorted(set(by_arm[0]) & set(by_arm[1]))
         if len(seeds) < 3:
             continue
         a, b = (np.array([d[s] for s in seeds], dtype=float) for d in by_arm)
         spread = a.var(ddof=1) + b.var(ddof=1)
         corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
-        rows.append({"claim": c.id, "arms": f"{c.arms[0]} vs {c.arms[1]}", "paired seeds": len(seeds),
+        compared = (f"{c.arms[0]} {c.metrics[0]} vs {c.arms[1]} {c.metrics[1]}" if c.control_metric
+                    else f"{c.arms[0]} vs {c.arms[1]}")
+        rows.append({"claim": c.id, "arms": compared, "paired seeds": len(seeds),
                      "seed correlation": round(corr, 2),
                      "paired / unpaired variance": round(float((a - b).var(ddof=1) / spread), 2) if spread > 0
                      else float("nan"),

@@ -295,6 +295,38 @@ def test_v2_schema_errors_name_the_bad_value(bad, match):
         _claims(bad)
 
 
+def test_control_metric_compares_two_measurements_of_the_same_runs_paired_by_seed():
+    high, low = [80.2, 79.1, 81.0, 80.4, 79.8], [60.5, 61.2, 59.9, 60.8, 61.0]
+    runs = [{"arm": "ce", "seed": i, "status": "ok", "metrics": {"hi": h, "lo": lo_, "acc": 70.0}}
+            for i, (h, lo_) in enumerate(zip(high, low))]
+    claim, = _claims({"arms": ["ce", "ce"], "metric": "hi", "control_metric": "lo"})
+    out = judge(claim, "reduced", runs)
+    expected = effect_test(high, low, test="paired", direction="greater")
+    assert out["verdict"] == "reproduced" and out["control_metric"] == "lo"
+    assert out["stats"]["effect"] == pytest.approx(expected.effect)
+    assert out["stats"]["ci_low"] == pytest.approx(expected.interval(0.95)[0])
+    assert out["stats"]["mean_treatment"] == pytest.approx(np.mean(high))
+    assert out["stats"]["mean_control"] == pytest.approx(np.mean(low))
+    assert "hi vs lo" in claims_table([claim]).loc["c0", "compared"]
+    from lib.repro.tables import pairing_table
+    assert pairing_table([claim], runs).loc["c0", "arms"] == "ce hi vs ce lo"
+    # without it, the claim reads the same metric on both sides, as before
+    plain, = _claims({})
+    assert "control_metric" not in judge(plain, "reduced", _runs(A, B))
+
+
+@pytest.mark.parametrize("bad,match", [
+    ({"arms": ["ce", "ce"]}, "compare an arm with itself"),
+    ({"arms": ["ce", "ce"], "control_metric": "acc"}, "compare an arm with itself"),
+    ({"control_metric": ""}, "control_metric must be a metric name"),
+    ({"kind": "equivalence", "margin": 1.0, "arms": ["a"], "reference": {"mean": 1, "std": 1, "runs": 3},
+      "control_metric": "lo"}, "needs a control arm"),
+])
+def test_control_metric_errors_name_the_bad_value(bad, match):
+    with pytest.raises(ClaimsError, match=match):
+        _claims(bad)
+
+
 # --- the chapters ----------------------------------------------------------------------------------------------------
 
 CHAPTERS = sorted(p.parent.name for p in (ROOT / "papers").glob("*/claims.yaml"))
