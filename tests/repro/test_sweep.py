@@ -181,7 +181,7 @@ def cli(load_ci_script):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["nope", "--scale", "smoke"], "unknown chapter 'nope'; accepted: coord-attention"),
+    (["nope", "--scale", "smoke"], "unknown chapter 'nope'; accepted: "),
     (["isda", "--scale", "tiny"], "unknown scale 'tiny'; accepted: smoke, reduced, full"),
     (["isda", "--scale", "smoke", "--launcher", "pbs"], "unknown launcher 'pbs'; accepted: local, slurm"),
     (["isda", "--scale", "smoke", "--time", "0:30"], "shorter than one minute"),
