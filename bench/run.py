@@ -53,6 +53,7 @@ CHAPTER_BACKBONES = {
     "mobilenext-sandglass": ["MobileNeXt-0.45 (mobilenext-sandglass)",
                              "MobileNetV2-0.5 (coord-attention, triplet-attention, mobilenetv2)"],
     "isda": ["ResNet-8 (isda, decoupling-lt)"],
+    "ols": ["ResNet-8 (isda, decoupling-lt)"],      # the losses bench: ISDA's main regime
     "cam-loss": ["ResNet-8 (isda, decoupling-lt)"],  # the losses bench: ISDA's main regime
     "decoupling-lt": ["ResNet-8 (isda, decoupling-lt)"],
     "strip-pooling": ["SegmentationNet (strip-pooling, CamVid 96×128)"],
