@@ -56,6 +56,7 @@ CHAPTER_BACKBONES = {
     "ols": ["ResNet-8 (isda, decoupling-lt)"],      # the losses bench: ISDA's main regime
     "tf-kd": ["ResNet-8 (isda, decoupling-lt)"],    # the losses bench
     "bias-loss": ["ResNet-8 (isda, decoupling-lt)"],   # the losses bench: ISDA's main regime
+    "cam-loss": ["ResNet-8 (isda, decoupling-lt)"],  # the losses bench: ISDA's main regime
     "decoupling-lt": ["ResNet-8 (isda, decoupling-lt)"],
     "strip-pooling": ["SegmentationNet (strip-pooling, CamVid 96×128)"],
 }
