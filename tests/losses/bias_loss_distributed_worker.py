@@ -1,6 +1,5 @@
 """Worker for test_bias_loss_under_two_processes: each of two ranks sees half of every batch; the mean of the ranks'
 losses (what DDP's averaged gradient follows) must equal one process's loss on the whole batch."""
-import json
 import os
 import sys
 
@@ -10,19 +9,15 @@ import torch.distributed as dist
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 from lib.losses import BiasLoss  # noqa: E402
 from tests.losses.test_bias_loss import Stand  # noqa: E402
+from tests.losses.two_processes import start, stop  # noqa: E402
 
 
 def main(out):
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1:
-        dist.init_process_group("gloo")
-    rank = dist.get_rank() if world > 1 else 0
+    world, rank, idx = start(8)
     torch.manual_seed(0)
     # the smallest and largest variances of each batch sit on different ranks
     batches = [torch.randn(8, 4, 2, 2) * torch.linspace(0.5, 3.0, 8)[:, None, None, None] * (1 + b) for b in range(3)]
     y = torch.arange(8) % 3
-    share = 8 // world
-    idx = torch.arange(rank * share, (rank + 1) * share)
     criterion, losses = BiasLoss(), []
     for features in batches:
         torch.manual_seed(1)
@@ -32,11 +27,7 @@ def main(out):
             dist.all_reduce(loss)
             loss /= world
         losses.append(loss.item())
-    if rank == 0:
-        with open(out, "w") as handle:
-            json.dump({"world": world, "losses": losses, "running_min": float(criterion.running_min)}, handle)
-    if world > 1:
-        dist.destroy_process_group()
+    stop(world, rank, out, {"losses": losses, "running_min": float(criterion.running_min)})
 
 
 if __name__ == "__main__":

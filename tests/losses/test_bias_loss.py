@@ -1,11 +1,6 @@
 """Bias loss: zero strength is cross-entropy (also through fit), the weights and both normalisations by hand, no
 gradient through the diversity, resume, two processes, the diversity split, validation."""
-import json
 import math
-import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,6 +11,7 @@ from lib.data import ImageData
 from lib.losses import BiasLoss, bias_loss, bias_weights, feature_diversity, normalised_diversity, split_accuracy
 from lib.models import ResNetCIFAR
 from lib.train import TrainConfig, fit, seed_everything
+from tests.losses.two_processes import one_and_two_processes
 
 
 class Stand(nn.Module):
@@ -194,17 +190,6 @@ def test_split_accuracy_rejects_a_fraction_that_selects_nothing():
 
 
 def test_bias_loss_under_two_processes_equals_one_process(tmp_path):
-    worker = pathlib.Path(__file__).with_name("bias_loss_distributed_worker.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    results = []
-    for prefix, name in (([sys.executable], "one.json"),
-                         ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                           "29543"], "two.json")):
-        done = subprocess.run(prefix + [str(worker), str(tmp_path / name)], capture_output=True, text=True, env=env,
-                              timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-        results.append(json.loads((tmp_path / name).read_text()))
-    one, two = results
-    assert (one["world"], two["world"]) == (1, 2)
+    one, two = one_and_two_processes("bias_loss_distributed_worker.py", tmp_path, 29543)
     torch.testing.assert_close(torch.tensor(two["losses"]), torch.tensor(one["losses"]))
     assert two["running_min"] == pytest.approx(one["running_min"])

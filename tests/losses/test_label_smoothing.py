@@ -1,9 +1,4 @@
 """Label smoothing and OLS: zero strength is cross-entropy, the spreads, the OLS matrix by hand, resume, validation."""
-import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -11,6 +6,7 @@ import torch.nn.functional as F
 
 from lib.losses import LabelSmoothingCE, OnlineLabelSmoothing, smoothed_targets, soft_cross_entropy
 from tests.losses.fixed_logits import Fixed
+from tests.losses.two_processes import one_and_two_processes
 
 
 def test_spread_all_is_torch_label_smoothing_and_others_puts_one_minus_eps_on_the_label():
@@ -134,17 +130,6 @@ def test_label_smoothing_rejects_bad_arguments():
 
 
 def test_ols_under_two_processes_equals_one_process_and_resumes_from_rank_zeros_checkpoint(tmp_path):
-    worker = pathlib.Path(__file__).with_name("ols_distributed_worker.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    results = []
-    for prefix, name in (([sys.executable], "one.json"),
-                         ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                           "29541"], "two.json")):
-        done = subprocess.run(prefix + [str(worker), str(tmp_path / name)], capture_output=True, text=True, env=env,
-                              timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-        results.append(json.loads((tmp_path / name).read_text()))
-    one, two = results
-    assert (one["world"], two["world"]) == (1, 2)
+    one, two = one_and_two_processes("ols_distributed_worker.py", tmp_path, 29541)
     torch.testing.assert_close(torch.tensor(two["straight"]), torch.tensor(one["straight"]))
     torch.testing.assert_close(torch.tensor(two["resumed"]), torch.tensor(one["straight"]))
