@@ -117,7 +117,9 @@ class TrainConfig:
     inside the momentum buffer: ``ms ← ρ ms + (1 − ρ) g²``, ``m ← μ m + lr g / sqrt(ms + eps)``, ``w ← w − m``, with
     ``g`` the gradient plus ``weight_decay · w`` (TensorFlow's L2 regulariser). The MobileNetV2 paper (Sec. 6.1)
     gives decay and momentum 0.9 and weight decay 4e-5 but no epsilon; ``eps = 1.0`` is the default of TF-slim's
-    ``train_image_classifier.py`` (``opt_epsilon``), the script of the TensorFlow MobileNet releases.
+    ``train_image_classifier.py`` (``opt_epsilon``), the script of the TensorFlow MobileNet releases. ``"adam"`` is
+    ``torch.optim.Adam`` with its own defaults (β = (0.9, 0.999), ε = 1e-8; ``momentum``, ``rmsprop_decay`` and
+    ``eps`` unused) and ``weight_decay`` added to the gradient (L2, not AdamW's decoupled decay).
 
     ``ema_decay`` > 0 keeps an exponential moving average of the weights and buffers (``torch.optim.swa_utils.
     AveragedModel``: the average starts at the weights after the first step, then ``a ← d a + (1 − d) w`` after
@@ -144,7 +146,7 @@ class TrainConfig:
     precision: str = "fp32"       # fp32 | bf16: autocast of the training forward pass (see PRECISIONS)
     schedule_unit: str = "step"   # step | epoch: the warm-up + cosine factor changes after every step or every epoch
     divergence_factor: float = 100.0  # stop when a step's loss exceeds this × the first step's loss (0: never)
-    optimizer: str = "sgd"        # sgd | rmsprop_tf (see OPTIMIZERS)
+    optimizer: str = "sgd"        # sgd | rmsprop_tf | adam (see OPTIMIZERS)
     rmsprop_decay: float = 0.9    # rmsprop_tf: decay of the mean square (TensorFlow's `decay`)
     eps: float = 1.0              # rmsprop_tf: added inside the square root (TF-slim's default)
     schedule: str = "cosine"      # cosine | multistep | exponential, after the warm-up (see SCHEDULES)
@@ -170,8 +172,9 @@ class TrainConfig:
         for name, value, accepted in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES)):
             if value not in accepted:
                 raise ValueError(f"TrainConfig.{name} {value!r} is not supported; accepted: {', '.join(accepted)}")
-        if self.optimizer == "rmsprop_tf" and self.nesterov:
-            raise ValueError("TrainConfig.nesterov applies to SGD only; set nesterov=False with optimizer='rmsprop_tf'")
+        if self.optimizer != "sgd" and self.nesterov:
+            raise ValueError(f"TrainConfig.nesterov applies to SGD only; set nesterov=False with "
+                             f"optimizer={self.optimizer!r}")
         if not 0 <= self.rmsprop_decay < 1 or self.eps <= 0:
             raise ValueError(f"TrainConfig.rmsprop_decay must be in [0, 1) and eps > 0, got {self.rmsprop_decay} "
                              f"and {self.eps}")
@@ -197,7 +200,7 @@ class TrainConfig:
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 # The optimizers a recipe can name (TrainConfig explains both) and the schedules after the warm-up.
-OPTIMIZERS = ("sgd", "rmsprop_tf")
+OPTIMIZERS = ("sgd", "rmsprop_tf", "adam")
 SCHEDULES = ("cosine", "multistep", "exponential")
 
 # How often the warm-up + cosine factor of the learning rate changes: after every optimizer step, or once per epoch
@@ -301,6 +304,8 @@ def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
 
         return RMSpropTF(parameters, lr=config.lr, alpha=config.rmsprop_decay, eps=config.eps,
                          momentum=config.momentum, weight_decay=config.weight_decay, lr_in_momentum=True)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
                            weight_decay=config.weight_decay)
 

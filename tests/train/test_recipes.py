@@ -83,6 +83,21 @@ def test_rmsprop_tf_by_hand_eps_inside_the_root_mean_square_from_one_lr_in_the_m
     assert not torch.allclose(book, plain, rtol=1e-3)            # PyTorch's RMSprop: eps outside, mean square from 0
 
 
+def test_adam_by_hand_first_steps_with_l2_weight_decay_on_the_gradient():
+    config = TrainConfig(epochs=1, optimizer="adam", nesterov=False, lr=0.01, weight_decay=0.1)
+    w = nn.Parameter(torch.tensor([2.0, -1.0], dtype=torch.float64))
+    optimizer = make_optimizer(config, [w])
+    m, v, expected = torch.zeros(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64), w.detach().clone()
+    for t, grad in enumerate((torch.tensor([0.5, 3.0]), torch.tensor([-1.0, 0.25])), start=1):
+        w.grad = grad.to(torch.float64)
+        optimizer.step()
+        g = grad.double() + 0.1 * expected                        # L2: the decay is added to the gradient
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+        m_hat, v_hat = m / (1 - 0.9 ** t), v / (1 - 0.999 ** t)
+        expected = expected - 0.01 * m_hat / (torch.sqrt(v_hat) + 1e-8)
+        torch.testing.assert_close(w.detach(), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_rmsprop_tf_trains_through_fit():
     seed_everything(0, threads=1)
     out = fit(tiny_model(), tiny_data(64, 0), tiny_data(32, 1),
@@ -182,7 +197,8 @@ def test_fp16_autocasts_with_a_gradient_scaler_and_trains():
 
 
 @pytest.mark.parametrize("changes,message", [
-    ({"optimizer": "adam"}, "optimizer 'adam' is not supported; accepted: sgd, rmsprop_tf"),
+    ({"optimizer": "lamb"}, "optimizer 'lamb' is not supported; accepted: sgd, rmsprop_tf, adam"),
+    ({"optimizer": "adam"}, "nesterov applies to SGD only; set nesterov=False with optimizer='adam'"),
     ({"schedule": "linear"}, "schedule 'linear' is not supported; accepted: cosine, multistep, exponential"),
     ({"optimizer": "rmsprop_tf"}, "nesterov applies to SGD only"),
     ({"schedule": "multistep"}, "'multistep' needs lr_milestones"),
