@@ -60,6 +60,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .kd import FrozenTeacherCriterion
+
 EPS = 1e-8
 
 
@@ -142,6 +144,16 @@ def _forward_with_features(model: nn.Module, x: torch.Tensor, layer: nn.Module) 
     return logits, features
 
 
+def _weighted(criterion, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, term: str):
+    """``fit``'s ``(loss, logits)``: cross-entropy + ``criterion.alpha`` · ``criterion.terms(...)[term]``; at
+    ``alpha = 0`` cross-entropy alone, without capturing the feature map."""
+    if criterion.alpha == 0:
+        logits = model(x)
+        return F.cross_entropy(logits, labels), logits
+    t = criterion.terms(model, x, labels)
+    return t["ce"] + criterion.alpha * t[term], t["logits"]
+
+
 class CAMLoss(nn.Module):
     """``fit`` criterion: cross-entropy + ``alpha`` · CAM-loss (module docstring); ``alpha = 0`` is cross-entropy.
 
@@ -164,14 +176,10 @@ class CAMLoss(nn.Module):
         return {"ce": F.cross_entropy(logits, labels), "cam": distance, "logits": logits}
 
     def forward(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, progress: float):
-        if self.alpha == 0:
-            logits = model(x)
-            return F.cross_entropy(logits, labels), logits
-        t = self.terms(model, x, labels)
-        return t["ce"] + self.alpha * t["cam"], t["logits"]
+        return _weighted(self, model, x, labels, "cam")
 
 
-class CAAMCAMDistillLoss(nn.Module):
+class CAAMCAMDistillLoss(FrozenTeacherCriterion):
     """``fit`` criterion: the student's cross-entropy + ``alpha`` · the distance between the student's CAAM and the
     ground-truth CAM of a frozen ``teacher`` (CAAM-CAM matching distillation; module docstring).
 
@@ -181,23 +189,10 @@ class CAAMCAMDistillLoss(nn.Module):
     """
 
     def __init__(self, teacher: nn.Module, alpha: float, *, feature_layer: str = "stages"):
-        super().__init__()
-        self.alpha, self.feature_layer = _check_alpha(alpha), feature_layer
+        alpha = _check_alpha(alpha)
         _parts(teacher, feature_layer, "CAAMCAMDistillLoss's teacher")
-        self.teacher = teacher.eval().requires_grad_(False)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.teacher.eval()          # the teacher's BatchNorm statistics never move
-        return self
-
-    def state_dict(self, *args, **kwargs):
-        return {}
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        if state_dict:
-            raise ValueError(f"CAAMCAMDistillLoss keeps no state; got keys {sorted(state_dict)[:5]}")
-        return nn.modules.module._IncompatibleKeys([], [])
+        super().__init__(teacher)
+        self.alpha, self.feature_layer = alpha, feature_layer
 
     def terms(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> dict:
         """``{"ce", "distill", "logits"}``: the student's two loss terms before weighting, and its logits."""
@@ -215,8 +210,4 @@ class CAAMCAMDistillLoss(nn.Module):
         return {"ce": F.cross_entropy(logits, labels), "distill": distance, "logits": logits}
 
     def forward(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, progress: float):
-        if self.alpha == 0:
-            logits = model(x)
-            return F.cross_entropy(logits, labels), logits
-        t = self.terms(model, x, labels)
-        return t["ce"] + self.alpha * t["distill"], t["logits"]
+        return _weighted(self, model, x, labels, "distill")

@@ -102,23 +102,18 @@ def tfkd_reg_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: float, temp
     return (1 - alpha) * ce + alpha * _kl(F.log_softmax(s, dim=1), teacher, kl_reduction) * multiplier
 
 
-class KDCriterion(nn.Module):
-    """``fit`` criterion distilling from a frozen ``teacher`` (eval mode, ``no_grad``) with ``kd_loss``.
+class FrozenTeacherCriterion(nn.Module):
+    """Base of the ``fit`` criteria that hold a frozen ``teacher``: kept in eval mode (its BatchNorm statistics never
+    move) with no gradients, a submodule (``fit`` moves it to the device) that is not checkpointed with the run
+    (``state_dict`` is empty): the chapter rebuilds it, e.g. from the teacher's own run directory."""
 
-    The teacher is a submodule, so ``fit`` moves it to the device; its weights are not checkpointed with the
-    run (``state_dict`` is empty): the chapter rebuilds it, e.g. from the teacher's own run directory.
-    """
-
-    def __init__(self, teacher: nn.Module, alpha: float, temperature: float, *, kl_reduction: str = "mean",
-                 multiplier: float = 1.0):
+    def __init__(self, teacher: nn.Module):
         super().__init__()
-        _check(alpha, temperature, kl_reduction)
         self.teacher = teacher.eval().requires_grad_(False)
-        self.alpha, self.temperature, self.kl_reduction, self.multiplier = alpha, temperature, kl_reduction, multiplier
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.teacher.eval()          # the teacher's BatchNorm statistics never move
+        self.teacher.eval()
         return self
 
     def state_dict(self, *args, **kwargs):
@@ -126,8 +121,18 @@ class KDCriterion(nn.Module):
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         if state_dict:
-            raise ValueError(f"KDCriterion keeps no state; got keys {sorted(state_dict)[:5]}")
+            raise ValueError(f"{type(self).__name__} keeps no state; got keys {sorted(state_dict)[:5]}")
         return nn.modules.module._IncompatibleKeys([], [])
+
+
+class KDCriterion(FrozenTeacherCriterion):
+    """``fit`` criterion distilling from a frozen ``teacher`` (eval mode, ``no_grad``) with ``kd_loss``."""
+
+    def __init__(self, teacher: nn.Module, alpha: float, temperature: float, *, kl_reduction: str = "mean",
+                 multiplier: float = 1.0):
+        _check(alpha, temperature, kl_reduction)
+        super().__init__(teacher)
+        self.alpha, self.temperature, self.kl_reduction, self.multiplier = alpha, temperature, kl_reduction, multiplier
 
     def forward(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, progress: float):
         with torch.no_grad():
